@@ -1,0 +1,140 @@
+"""Environment throughput: steps per second including the pixel observation.
+
+Prints one JSON line. For each vmalign environment: steps/s in one process at the
+given observation size (``env.step`` with random actions, which renders the
+observation), the ratio to Gymnasium's ``Pusher-v5`` stepped and rendered with
+``render_mode="rgb_array"`` at the same size (measured in the same run as the
+reference), and the speed-up of an ``AsyncVectorEnv`` with one worker per core
+over the single process. Each measurement runs in a fresh process so that no GL
+context or Mesa setting leaks between them; the reference runs with Gymnasium's
+own defaults.
+
+    python benchmarks/env_throughput.py [--seconds 3] [--size 64] [--env ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+REFERENCE = "Pusher-v5"
+
+
+def measure_single(env_id: str, size: int, seconds: float) -> float:
+    """Steps/s of one env in this process, after a warm-up."""
+    import gymnasium as gym
+
+    if env_id == REFERENCE:
+        env = gym.make(REFERENCE, render_mode="rgb_array", width=size, height=size)
+        render = True
+    else:
+        import envs  # noqa: F401  (registers ids, selects headless GL)
+
+        env = gym.make(env_id, obs_size=size)
+        render = False
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def one_step() -> None:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if render:
+            env.render()
+        if terminated or truncated:
+            env.reset()
+
+    for _ in range(10):
+        one_step()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        one_step()
+        steps += 1
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def measure_vector(env_id: str, size: int, seconds: float, workers: int) -> float:
+    """Total steps/s of an AsyncVectorEnv with ``workers`` subprocess envs."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+
+    vec = gym.make_vec(env_id, num_envs=workers, vectorization_mode="async", obs_size=size)
+    vec.reset(seed=0)
+    vec.action_space.seed(0)
+    for _ in range(10):
+        vec.step(vec.action_space.sample())
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        vec.step(vec.action_space.sample())
+        steps += workers
+    rate = steps / (time.perf_counter() - start)
+    vec.close()
+    return rate
+
+
+def run_worker(kind: str, env_id: str, size: int, seconds: float, workers: int) -> float:
+    """Runs one measurement in a fresh interpreter and returns its figure."""
+    environment = dict(os.environ)
+    if env_id == REFERENCE:
+        environment.setdefault("MUJOCO_GL", "egl")
+    command = [sys.executable, __file__, "--worker", kind, "--env", env_id,
+               "--size", str(size), "--seconds", str(seconds), "--workers", str(workers)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
+    return float(output.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", nargs="*", default=None, help="vmalign ids (default: all)")
+    parser.add_argument("--size", type=int, default=64, help="observation size in pixels")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--worker", choices=["single", "vector"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        env_id = args.env[0]
+        if args.worker == "single":
+            print(measure_single(env_id, args.size, args.seconds))
+        else:
+            print(measure_vector(env_id, args.size, args.seconds, args.workers))
+        return
+
+    if args.env is None:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        import envs
+
+        env_ids = list(envs.ENV_IDS)
+    else:
+        env_ids = args.env
+    reference = run_worker("single", REFERENCE, args.size, args.seconds, 1)
+    results = {}
+    for env_id in env_ids:
+        single = run_worker("single", env_id, args.size, args.seconds, 1)
+        vector = run_worker("vector", env_id, args.size, args.seconds, args.workers)
+        results[env_id] = {
+            "steps_per_s": round(single, 1),
+            "vs_reference": round(single / reference, 1),
+            "vector_steps_per_s": round(vector, 1),
+            "vector_speedup": round(vector / single, 2),
+        }
+    print(json.dumps({
+        "benchmark": "env_throughput",
+        "obs_size": args.size,
+        "cores": os.cpu_count(),
+        "vector_workers": args.workers,
+        "machine": f"{platform.machine()} {platform.processor() or platform.node()}",
+        "gl": os.environ.get("MUJOCO_GL", "egl"),
+        "reference": {"env": REFERENCE, "render_mode": "rgb_array", "steps_per_s": round(reference, 1)},
+        "envs": results,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Scripted experts: the source of demonstrations and simulated preferences.
+
+Every vmalign environment implements ``expert_action()``, a scripted policy that
+reads privileged simulator state (object poses, not pixels). This module turns it
+into an ordinary policy, a callable from observation to action, so that callers
+(preview, data collection, teachers) need not know which env they hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+Policy = Callable[[Any], np.ndarray]
+
+
+def expert_policy(env: gym.Env) -> Policy:
+    """The scripted expert of ``env`` (wrapped or not) as an ``obs -> action`` callable.
+
+    The observation argument is ignored: the expert acts on the simulator state of
+    the very env it was made for, so step that env with the returned actions.
+    """
+    unwrapped = env.unwrapped
+    expert_action = getattr(unwrapped, "expert_action", None)
+    if expert_action is None:
+        raise TypeError(f"{type(unwrapped).__name__} has no scripted expert (expert_action)")
+
+    def policy(observation: Any) -> np.ndarray:
+        del observation  # the expert reads privileged state instead
+        return expert_action()
+
+    return policy

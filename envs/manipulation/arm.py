@@ -1,0 +1,387 @@
+"""The arm, its controller, cameras and visual randomisation, shared by every task.
+
+A task module (``reach.py``, ``push.py``, ...) subclasses :class:`ArmEnv`, names its
+MJCF file in ``assets/manipulation/`` and implements three small functions of the
+physics: :meth:`ArmEnv._reset_task` (place objects, return the instruction),
+:meth:`ArmEnv._evaluate` (reward, success, progress) and :meth:`ArmEnv.expert_action`.
+
+Control: an action ``(dx, dy, dz, grip)`` in [-1, 1] moves the mocap body
+``hand_target`` by at most :data:`MAX_DELTA` metres per axis per step; a weld
+constraint drags the hand after it and the five arm joints follow, so the whole arm
+moves as under an operational-space controller. ``grip`` sets the finger opening:
+-1 fully open, +1 fully closed (force-limited, so fingers stop on an object).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from envs.checks import (
+    check_box_action,
+    check_choice,
+    check_int_range,
+    reject_unknown_kwargs,
+)
+from envs.rendering import CameraView
+
+FRAME_SKIP = 10
+"""Physics steps (of 2 ms) per environment step: control at 50 Hz."""
+
+MAX_DELTA = 0.015
+"""Metres the hand target moves along an axis per step when that action is +-1."""
+
+LEASH = 0.04
+"""The hand target never runs further than this from the hand, so a blocked hand
+(pressing on the table or an object) does not wind up an ever larger weld force."""
+
+WORKSPACE_LOW = np.array([-0.3, -0.2, 0.03])
+WORKSPACE_HIGH = np.array([0.3, 0.3, 0.35])
+"""Box the tool centre point (between the finger pads) is kept in, in metres."""
+
+HOME_TCP = np.array([0.0, -0.05, 0.2])
+"""Tool centre point at the start of every episode."""
+
+FINGER_OPEN = 0.05
+"""Finger joint position (metres from centre) when the gripper is fully open."""
+
+TABLE_HEIGHT = 0.0
+CAMERAS = ("front", "wrist")
+
+COLORS: dict[str, tuple[float, float, float]] = {
+    "red": (0.86, 0.13, 0.13),
+    "green": (0.15, 0.7, 0.22),
+    "blue": (0.13, 0.32, 0.88),
+    "yellow": (0.93, 0.82, 0.1),
+    "purple": (0.56, 0.22, 0.74),
+    "orange": (0.97, 0.5, 0.08),
+    "cyan": (0.1, 0.78, 0.82),
+    "pink": (0.96, 0.45, 0.7),
+}
+"""Named colours objects are drawn from; instructions use the names."""
+
+_TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
+_FLOOR_MATERIALS = ("floor_checker", "floor_grid", "floor_plain")
+_ARM_JOINTS = ("yaw", "shoulder", "elbow", "wrist_pitch", "wrist_roll")
+
+
+@dataclasses.dataclass
+class TaskStatus:
+    """What a task reports after each step."""
+
+    reward: float
+    is_success: bool
+    progress: float
+    """Task completion in [0, 1]: 0 at the start state, 1 at success."""
+    extras: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Task-specific measurements added to ``info`` (distances and the like)."""
+
+
+def asset_path(name: str) -> str:
+    """Absolute path of a manipulation MJCF file shipped in the ``assets`` package."""
+    return str(resources.files("assets") / "manipulation" / name)
+
+
+def progress_toward(distance: float, start: float, threshold: float) -> float:
+    """Linear progress from ``start`` distance (0) down to the success ``threshold`` (1)."""
+    if start <= threshold:
+        return 1.0 if distance <= threshold else 0.0
+    return float(np.clip((start - distance) / (start - threshold), 0.0, 1.0))
+
+
+class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Base class of the manipulation tasks; see each task for its full contract.
+
+    Keyword arguments shared by every task:
+
+    - ``render_mode``: ``None`` or ``"rgb_array"``.
+    - ``obs_size`` (int, 16-512, default 64): observation height and width.
+    - ``camera`` (``"front"`` or ``"wrist"``, default ``"front"``): observation camera.
+    - ``render_size`` (int, 16-1024, default 224): size of :meth:`render`'s frame, the
+      view meant for reward models.
+    - ``render_camera`` (default ``"front"``): camera of :meth:`render`.
+    - ``terminate_on_success`` (bool, default False): end the episode on success.
+    - ``randomize_colors`` (bool, default True): sample object colours per episode;
+      when False every episode uses the task's fixed colours.
+    - ``randomize_textures`` (bool, default False): per-episode table and floor
+      material and tint.
+    - ``randomize_lighting`` (bool, default False): per-episode light direction and
+      intensity.
+    - ``camera_jitter`` (float, metres, 0-0.1, default 0): per-episode random offset of
+      the front camera's position, which keeps looking at the same point.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    asset: ClassVar[str]
+    """File name of the task's MJCF model in ``assets/manipulation/``."""
+    default_colors: ClassVar[tuple[str, ...]]
+    """Colours used when ``randomize_colors=False``, in the order a task asks for them."""
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        obs_size: int = 64,
+        camera: str = "front",
+        render_size: int = 224,
+        render_camera: str = "front",
+        terminate_on_success: bool = False,
+        randomize_colors: bool = True,
+        randomize_textures: bool = False,
+        randomize_lighting: bool = False,
+        camera_jitter: float = 0.0,
+        **unknown: Any,
+    ) -> None:
+        reject_unknown_kwargs(type(self), unknown)
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("camera", camera, CAMERAS)
+        check_choice("render_camera", render_camera, CAMERAS)
+        self.obs_size = check_int_range("obs_size", obs_size, 16, 512)
+        self.render_size = check_int_range("render_size", render_size, 16, 1024)
+        jitter = float(camera_jitter)
+        if not 0.0 <= jitter <= 0.1:
+            raise ValueError(f"camera_jitter must be in [0, 0.1] metres, got {camera_jitter!r}")
+        self.render_mode = render_mode
+        self.camera = camera
+        self.render_camera = render_camera
+        self.terminate_on_success = bool(terminate_on_success)
+        self.randomize_colors = bool(randomize_colors)
+        self.randomize_textures = bool(randomize_textures)
+        self.randomize_lighting = bool(randomize_lighting)
+        self.camera_jitter = jitter
+
+        self.model = self._load_model()
+        self.data = mujoco.MjData(self.model)
+        self._defaults = {
+            "geom_matid": self.model.geom_matid.copy(),
+            "mat_rgba": self.model.mat_rgba.copy(),
+            "light_dir": self.model.light_dir.copy(),
+            "light_diffuse": self.model.light_diffuse.copy(),
+            "cam_pos": self.model.cam_pos.copy(),
+            "cam_quat": self.model.cam_quat.copy(),
+        }
+        self._tcp_site = self.model.site("tcp").id
+        self._hand_mocap = self.model.body("hand_target").mocapid[0]
+        self._gripper = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper")
+        self._arm_qpos = np.array([self.model.joint(j).qposadr[0] for j in self._robot_joints()])
+        self._home_qpos = self._settle_home()
+
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
+        )
+        self._obs_view = CameraView(self.model, self.obs_size, camera)
+        self._render_view: CameraView | None = None
+        self.instruction = ""
+        self._status: TaskStatus | None = None
+
+    # ------------------------------------------------------------------ model
+    def _load_model(self) -> mujoco.MjModel:
+        spec = mujoco.MjSpec.from_file(asset_path(self.asset))
+        self._edit_spec(spec)
+        return spec.compile()
+
+    def _edit_spec(self, spec: mujoco.MjSpec) -> None:
+        """Hook for tasks that change the model before compiling (e.g. end effectors)."""
+
+    def _robot_joints(self) -> list[str]:
+        joints = list(_ARM_JOINTS)
+        if self.has_gripper:
+            joints += ["finger_left", "finger_right"]
+        return joints
+
+    @property
+    def has_gripper(self) -> bool:
+        """Whether the end effector has fingers (the action's ``grip`` does something)."""
+        return mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper") >= 0
+
+    def _settle_home(self) -> np.ndarray:
+        """Joint positions with the hand at :data:`HOME_TCP`, found by simulating once."""
+        data = self.data
+        data.mocap_pos[self._hand_mocap] = HOME_TCP
+        if self._gripper >= 0:
+            data.ctrl[self._gripper] = FINGER_OPEN
+        mujoco.mj_step(self.model, data, nstep=1500)
+        home = data.qpos[self._arm_qpos].copy()
+        mujoco.mj_resetData(self.model, data)
+        return home
+
+    # ------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        model, data = self.model, self.data
+        mujoco.mj_resetData(model, data)
+        data.qpos[self._arm_qpos] = self._home_qpos
+        data.mocap_pos[self._hand_mocap] = HOME_TCP
+        if self._gripper >= 0:
+            data.ctrl[self._gripper] = FINGER_OPEN
+        self._randomize_visuals()
+        self.instruction = self._reset_task()
+        mujoco.mj_forward(model, data)
+        self._status = self._evaluate(first=True)
+        return self._observe(), self._info()
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Applies ``action``; values outside [-1, 1] are clipped, wrong shapes,
+        non-numeric dtypes, NaN and infinity raise ``ValueError``."""
+        if self._status is None:
+            raise RuntimeError("call reset() before step()")
+        action = check_box_action(action, self.action_space)
+        self._apply_action(action)
+        mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
+        self._status = self._evaluate(first=False)
+        terminated = self.terminate_on_success and self._status.is_success
+        return self._observe(), self._status.reward, terminated, False, self._info()
+
+    def render(self) -> np.ndarray | None:
+        """The reward-model view: ``render_size`` square from ``render_camera``."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._render_view is None:
+            self._render_view = CameraView(self.model, self.render_size, self.render_camera)
+        return self._render_view.render(self.data)
+
+    def close(self) -> None:
+        for view in (self._obs_view, self._render_view):
+            if view is not None:
+                view.close()
+        self._render_view = None
+
+    # --------------------------------------------------------- internals
+    def _apply_action(self, action: np.ndarray) -> None:
+        data = self.data
+        tcp = data.site_xpos[self._tcp_site]
+        target = data.mocap_pos[self._hand_mocap] + MAX_DELTA * action[:3]
+        target = np.clip(target, tcp - LEASH, tcp + LEASH)
+        data.mocap_pos[self._hand_mocap] = np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH)
+        if self._gripper >= 0:
+            data.ctrl[self._gripper] = FINGER_OPEN * (1.0 - action[3]) / 2.0
+
+    def _observe(self) -> np.ndarray:
+        return self._obs_view.render(self.data)
+
+    def _info(self) -> dict[str, Any]:
+        assert self._status is not None
+        return {
+            "instruction": self.instruction,
+            "is_success": self._status.is_success,
+            "progress": self._status.progress,
+            **self._status.extras,
+        }
+
+    def _randomize_visuals(self) -> None:
+        model, rng, defaults = self.model, self.np_random, self._defaults
+        model.geom_matid[:] = defaults["geom_matid"]
+        model.mat_rgba[:] = defaults["mat_rgba"]
+        model.light_dir[:] = defaults["light_dir"]
+        model.light_diffuse[:] = defaults["light_diffuse"]
+        model.cam_pos[:] = defaults["cam_pos"]
+        model.cam_quat[:] = defaults["cam_quat"]
+        if self.randomize_textures:
+            for geom, materials in (("table", _TABLE_MATERIALS), ("floor", _FLOOR_MATERIALS)):
+                material = model.material(materials[rng.integers(len(materials))]).id
+                model.geom_matid[model.geom(geom).id] = material
+                model.mat_rgba[material, :3] *= rng.uniform(0.75, 1.1, size=3)
+        if self.randomize_lighting:
+            light = model.light("key").id
+            direction = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), -1.0])
+            model.light_dir[light] = direction / np.linalg.norm(direction)
+            model.light_diffuse[light] = rng.uniform(0.35, 0.75)
+        if self.camera_jitter > 0:
+            camera = model.camera("front").id
+            look_at = _camera_look_at(model.cam_pos[camera], model.cam_quat[camera])
+            model.cam_pos[camera] += rng.uniform(-self.camera_jitter, self.camera_jitter, 3)
+            model.cam_quat[camera] = _look_at_quat(model.cam_pos[camera], look_at)
+
+    # ------------------------------------------------- helpers for tasks
+    def sample_colors(self, count: int) -> list[str]:
+        """``count`` distinct colour names: random per episode, or the task defaults."""
+        if not self.randomize_colors:
+            return list(self.default_colors[:count])
+        names = list(COLORS)
+        picks = self.np_random.choice(len(names), size=count, replace=False)
+        return [names[i] for i in picks]
+
+    def set_geom_color(self, geom: str, color: str, alpha: float = 1.0) -> None:
+        self.model.geom_rgba[self.model.geom(geom).id] = (*COLORS[color], alpha)
+
+    def set_free_body_pose(self, body: str, pos: np.ndarray) -> None:
+        """Places a body with a free joint at ``pos``, upright and at rest."""
+        joint = self.model.body(body).jntadr[0]
+        address = self.model.jnt_qposadr[joint]
+        self.data.qpos[address : address + 7] = (*pos, 1.0, 0.0, 0.0, 0.0)
+
+    def sample_separated_points(
+        self, count: int, low: np.ndarray, high: np.ndarray, min_distance: float
+    ) -> list[np.ndarray]:
+        """``count`` points uniform in the box [low, high], pairwise ``min_distance`` apart."""
+        points: list[np.ndarray] = []
+        while len(points) < count:
+            candidate = self.np_random.uniform(low, high)
+            if all(np.linalg.norm(candidate - p) >= min_distance for p in points):
+                points.append(candidate)
+        return points
+
+    @property
+    def tcp(self) -> np.ndarray:
+        """Tool centre point: the point between the finger pads, in world coordinates."""
+        return self.data.site_xpos[self._tcp_site].copy()
+
+    @property
+    def finger_opening(self) -> float:
+        """Finger joint position in metres: 0 closed, :data:`FINGER_OPEN` fully open."""
+        if self._gripper < 0:
+            return 0.0
+        return float(self.data.qpos[self.model.joint("finger_right").qposadr[0]])
+
+    def body_pos(self, body: str) -> np.ndarray:
+        return self.data.body(body).xpos.copy()
+
+    def move_toward(self, point: np.ndarray, grip: float) -> np.ndarray:
+        """Expert helper: the action that moves the tool centre point toward ``point``."""
+        delta = (np.asarray(point) - self.tcp) / MAX_DELTA
+        return np.append(np.clip(delta, -1.0, 1.0), grip).astype(np.float32)
+
+    # ------------------------------------------------- task interface
+    def _reset_task(self) -> str:
+        """Places the task's objects using ``self.np_random``; returns the instruction."""
+        raise NotImplementedError
+
+    def _evaluate(self, first: bool) -> TaskStatus:
+        """Reward, success and progress of the current state (``first`` on reset)."""
+        raise NotImplementedError
+
+    def expert_action(self) -> np.ndarray:
+        """A scripted expert's action for the current state (uses privileged state)."""
+        raise NotImplementedError
+
+
+def _camera_look_at(pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
+    """Where the camera's optical axis meets the table plane."""
+    rotation = np.empty(9)
+    mujoco.mju_quat2Mat(rotation, quat)
+    forward = -rotation.reshape(3, 3)[:, 2]  # cameras look along their -z axis
+    t = (TABLE_HEIGHT - pos[2]) / forward[2]
+    return pos + t * forward
+
+
+def _look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Camera orientation at ``pos`` looking at ``target`` with the world z axis up."""
+    z_axis = pos - target
+    z_axis /= np.linalg.norm(z_axis)
+    x_axis = np.cross([0.0, 0.0, 1.0], z_axis)
+    x_axis /= np.linalg.norm(x_axis)
+    y_axis = np.cross(z_axis, x_axis)
+    quat = np.empty(4)
+    mujoco.mju_mat2Quat(quat, np.column_stack([x_axis, y_axis, z_axis]).ravel())
+    return quat

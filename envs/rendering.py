@@ -1,0 +1,76 @@
+"""The shared offscreen camera renderer for every MuJoCo environment.
+
+MuJoCo's default scene is slow on software OpenGL (Mesa llvmpipe): shadow maps,
+reflections and an offscreen buffer far larger than the image dominate the cost
+of a 64x64 frame. :class:`CameraView` turns those off and sizes the buffer to
+the image, which is what makes thousands of frames per second possible on a
+CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+_GL_HELP = (
+    "MuJoCo could not create an offscreen OpenGL context (MUJOCO_GL={backend!r}). "
+    "On a headless Debian/Ubuntu machine install the EGL libraries "
+    "(apt-get install libegl1 libgl1-mesa-dri libegl-mesa0) or OSMesa "
+    "(apt-get install libosmesa6 and set MUJOCO_GL=osmesa). MuJoCo reads MUJOCO_GL "
+    "once, at the first `import mujoco`: set it in the environment, or import "
+    "`envs` before `mujoco`, which defaults it to egl. Original error: {error}"
+)
+
+_COARSE_MAX_SIZE = 128
+"""Views up to this many pixels keep the model's coarse tessellation."""
+
+
+class CameraView:
+    """Renders one camera of a model to ``uint8`` (size, size, 3) arrays.
+
+    :param model: the compiled model; its offscreen buffer size is set to the image
+        size while the GL context is created (the model is otherwise unchanged).
+    :param size: image height and width in pixels.
+    :param camera: name of a camera in the model.
+    """
+
+    def __init__(self, model: mujoco.MjModel, size: int, camera: str) -> None:
+        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+            names = [model.camera(i).name for i in range(model.ncam)]
+            raise ValueError(f"unknown camera {camera!r}; this model has cameras {names}")
+        self.size = size
+        self.camera = camera
+        global_, quality = model.vis.global_, model.vis.quality
+        saved = (global_.offwidth, global_.offheight, quality.numslices, quality.numstacks)
+        global_.offwidth, global_.offheight = size, size
+        if size > _COARSE_MAX_SIZE:
+            # Round shapes are tessellated once, when the GL context is made: large
+            # views get smooth ones, small views keep the model's coarse default.
+            quality.numslices, quality.numstacks = 24, 12
+        try:
+            self._renderer = mujoco.Renderer(model, height=size, width=size, max_geom=500)
+        except Exception as error:  # GL failures surface as several exception types
+            import os
+
+            raise RuntimeError(
+                _GL_HELP.format(backend=os.environ.get("MUJOCO_GL"), error=error)
+            ) from error
+        finally:
+            global_.offwidth, global_.offheight, quality.numslices, quality.numstacks = saved
+        flags = self._renderer.scene.flags
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = 0
+        # Sites, joints and other decorations stay in their default hidden groups.
+        self._option = mujoco.MjvOption()
+
+    def render(self, data: mujoco.MjData, out: np.ndarray | None = None) -> np.ndarray:
+        """Renders the current state of ``data``; writes into ``out`` when given."""
+        self._renderer.update_scene(data, camera=self.camera, scene_option=self._option)
+        if out is None:
+            out = np.empty((self.size, self.size, 3), dtype=np.uint8)
+        return self._renderer.render(out=out)
+
+    def close(self) -> None:
+        """Frees the GL context; the view cannot render afterwards."""
+        self._renderer.close()

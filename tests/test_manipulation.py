@@ -1,0 +1,191 @@
+"""Contract tests shared by every manipulation environment."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.experts import expert_policy
+from envs.manipulation.arm import COLORS
+
+MANIPULATION_IDS = [env_id for env_id in envs.ENV_IDS if env_id.split("/")[1].split("-")[0]
+                    in {"Reach", "Push", "PickPlace", "Stack", "Sweep"}]
+
+
+def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+    obs, _ = env.reset(seed=seed)
+    frames, rewards = [obs], []
+    for action in actions:
+        obs, reward, *_ = env.step(action)
+        frames.append(obs)
+        rewards.append(reward)
+    return frames, rewards
+
+
+def test_every_task_is_registered():
+    assert set(MANIPULATION_IDS) == {
+        "vmalign/Reach-v0", "vmalign/Push-v0", "vmalign/PickPlace-v0",
+        "vmalign/Stack-v0", "vmalign/Sweep-v0",
+    }
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_check_env(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_same_seed_same_actions_same_frames_and_rewards(env_id):
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(40, 4)).astype(np.float32)
+    first = gym.make(env_id, randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
+    second = gym.make(env_id, randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
+    frames_a, rewards_a = rollout(first, 7, actions)
+    rollout(first, 8, actions)  # another episode in between must not leak into the next
+    frames_c, rewards_c = rollout(first, 7, actions)
+    frames_b, rewards_b = rollout(second, 7, actions)
+    for frames, rewards in ((frames_b, rewards_b), (frames_c, rewards_c)):
+        assert rewards == rewards_a
+        assert all(np.array_equal(x, y) for x, y in zip(frames, frames_a))
+    other, _ = rollout(first, 8, actions[:0])
+    assert not np.array_equal(other[0], frames_a[0]), "different seeds gave the same scene"
+
+
+@pytest.mark.parametrize("env_id", ["vmalign/Reach-v0", "vmalign/Push-v0"])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros(3, np.float32), np.zeros((1, 4), np.float32), np.array(["a", "b", "c", "d"]),
+     np.array([True, False, True, False]), np.array([0, 0, np.nan, 0], np.float32),
+     np.array([0, np.inf, 0, 0]), "left", None],
+)
+def test_bad_actions_raise_value_error_naming_the_space(env_id, bad):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"Box\(-1\.0, 1\.0, \(4,\), float32\)"):
+        env.step(bad)
+    # The env is still usable afterwards and the episode is unaffected.
+    obs, reward, *_ = env.step(np.zeros(4, np.float32))
+    assert obs.shape == (64, 64, 3) and np.isfinite(reward)
+
+
+def test_out_of_range_actions_are_clipped():
+    clipped = gym.make("vmalign/Push-v0").unwrapped
+    exact = gym.make("vmalign/Push-v0").unwrapped
+    clipped.reset(seed=3)
+    exact.reset(seed=3)
+    for _ in range(5):
+        obs_a, reward_a, *_ = clipped.step(np.array([5.0, -9.0, 2.0, 3.0]))
+        obs_b, reward_b, *_ = exact.step(np.array([1.0, -1.0, 1.0, 1.0], np.float32))
+    assert np.array_equal(obs_a, obs_b) and reward_a == reward_b
+    # Integer actions are real numbers too.
+    clipped.step(np.array([0, 1, 0, -1]))
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_unknown_kwarg_lists_valid_ones(env_id):
+    with pytest.raises(TypeError, match=r"obs_sise.*valid ones are.*obs_size"):
+        gym.make(env_id, obs_sise=32)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"obs_size": 8}, "obs_size"), ({"obs_size": 64.5}, "obs_size"), ({"camera": "top"}, "camera"),
+     ({"render_size": 4096}, "render_size"), ({"camera_jitter": -1}, "camera_jitter"),
+     ({"render_mode": "depth"}, "render_mode")],
+)
+def test_bad_arguments_say_what_is_allowed(kwargs, message):
+    from envs.manipulation.reach import ReachEnv
+
+    with pytest.raises(ValueError, match=message):
+        ReachEnv(**kwargs)
+
+
+@pytest.mark.parametrize("camera", ["front", "wrist"])
+def test_observation_and_render_sizes(camera):
+    env = gym.make("vmalign/Push-v0", render_mode="rgb_array", obs_size=40, camera=camera,
+                   render_size=100, render_camera=camera)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (40, 40, 3) and obs.dtype == np.uint8
+    assert env.observation_space.shape == (40, 40, 3)
+    frame = env.render()
+    assert frame.shape == (100, 100, 3) and frame.dtype == np.uint8
+    assert obs.std() > 5 and frame.std() > 5, "blank image"
+    obs2, *_ = env.step(env.action_space.sample())
+    assert obs2 is not obs  # observations are fresh arrays, safe to keep
+
+
+def test_render_is_none_without_render_mode():
+    env = gym.make("vmalign/Reach-v0")
+    env.reset(seed=0)
+    assert env.render() is None
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_info_contract_and_instruction_names_applied_colours(env_id):
+    env = gym.make(env_id)
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        unwrapped = env.unwrapped
+        assert info["instruction"] == unwrapped.instruction != ""
+        assert isinstance(info["is_success"], bool) and 0.0 <= info["progress"] <= 1.0
+        named = [c for c in COLORS if f" {c} " in f" {info['instruction']} "]
+        assert named, info["instruction"]
+        applied = unwrapped.model.geom_rgba[:, :3]
+        for color in named:
+            assert np.isclose(applied, COLORS[color], atol=1e-6).all(axis=1).any(), (
+                color, info["instruction"])
+        _, _, _, _, info = env.step(env.action_space.sample())
+        assert 0.0 <= info["progress"] <= 1.0
+
+
+def test_terminate_on_success():
+    env = gym.make("vmalign/Reach-v0", terminate_on_success=True)
+    env.reset(seed=0)
+    policy = expert_policy(env)
+    for step in range(50):
+        _, _, terminated, truncated, info = env.step(policy(None))
+        if terminated:
+            break
+    assert terminated and info["is_success"] and not truncated
+
+
+def test_fixed_colours_when_not_randomized():
+    env = gym.make("vmalign/Push-v0", randomize_colors=False)
+    instructions = {env.reset(seed=s)[1]["instruction"] for s in range(4)}
+    assert instructions == {"push the red cube onto the green target"}
+
+
+def expert_success_rate(env_id: str, seeds: range, **kwargs) -> float:
+    env = gym.make(env_id, **kwargs)
+    policy = expert_policy(env)
+    successes = 0
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(policy(obs))
+        successes += info["is_success"]
+    env.close()
+    return successes / len(seeds)
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_expert_succeeds_on_95_percent_of_20_seeds(env_id):
+    assert expert_success_rate(env_id, range(20)) >= 0.95
+
+
+def test_reach_progress_and_success_follow_distance():
+    env = gym.make("vmalign/Reach-v0").unwrapped
+    _, info = env.reset(seed=1)
+    assert info["progress"] == 0.0 and not info["is_success"]
+    distances = [info["distance"]]
+    for _ in range(50):
+        _, reward, _, _, info = env.step(env.expert_action())
+        distances.append(info["distance"])
+        assert reward == pytest.approx(-info["distance"])
+    assert info["is_success"] and info["progress"] == 1.0
+    assert distances[-1] < 0.03 < distances[0]
