@@ -166,6 +166,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
             "cam_pos": self.model.cam_pos.copy(),
             "cam_quat": self.model.cam_quat.copy(),
         }
+        self._body_ids = {self.model.body(i).name: i for i in range(self.model.nbody)}
         self._tcp_site = self.model.site("tcp").id
         self._hand_mocap = self.model.body("hand_target").mocapid[0]
         self._gripper = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper")
@@ -345,7 +346,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         return float(self.data.qpos[self.model.joint("finger_right").qposadr[0]])
 
     def body_pos(self, body: str) -> np.ndarray:
-        return self.data.body(body).xpos.copy()
+        """World position of a body's frame (a copy, safe to keep)."""
+        return self.data.xpos[self._body_ids[body]].copy()
 
     def move_toward(self, point: np.ndarray, grip: float) -> np.ndarray:
         """Expert helper: the action that moves the tool centre point toward ``point``."""

@@ -1,0 +1,51 @@
+"""The ``vmalign`` command line: one subcommand per module.
+
+Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``;
+adding one (train, eval, collect, ...) is one entry in :data:`_COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Subcommand modules keep their heavy imports
+# (MuJoCo, torch) inside `run`, so building the parser for `--help` stays fast.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "preview": ("agents.preview", "render every environment's scripted expert to videos"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="vmalign",
+        description="Pixel environments, reward modules and agents for visuomotor alignment.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in _COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args._run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data files (MJCF models, card art, fonts) loaded with importlib.resources."""

@@ -1,0 +1,1 @@
+"""MJCF models of the manipulation suite: robot.xml plus one file per task."""
