@@ -69,6 +69,8 @@ COLORS: dict[str, tuple[float, float, float]] = {
 _TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
 _FLOOR_MATERIALS = ("floor_checker", "floor_grid", "floor_plain")
 _ARM_JOINTS = ("yaw", "shoulder", "elbow", "wrist_pitch", "wrist_roll")
+SLEEP_FLAG = int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+"""MuJoCo option bit that lets resting bodies sleep; tasks with many objects set it."""
 
 
 @dataclasses.dataclass
@@ -219,6 +221,20 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         model, data = self.model, self.data
+        # A task may let resting bodies sleep (MuJoCo's sleep flag). While it is on,
+        # mj_forward skips the static world body's frames, so the cameras and lights
+        # moved by visual randomisation would keep last episode's pose: reset with
+        # it off, and restore it for stepping.
+        sleep_flags = model.opt.enableflags & SLEEP_FLAG
+        model.opt.enableflags &= ~SLEEP_FLAG
+        try:
+            self._reset_state()
+        finally:
+            model.opt.enableflags |= sleep_flags
+        return self._observe(), self._info()
+
+    def _reset_state(self) -> None:
+        model, data = self.model, self.data
         mujoco.mj_resetData(model, data)
         data.qpos[self._arm_qpos] = self._home_qpos
         data.mocap_pos[self._hand_mocap] = HOME_TCP
@@ -228,7 +244,6 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         self.instruction = self._reset_task()
         mujoco.mj_forward(model, data)
         self._status = self._evaluate(first=True)
-        return self._observe(), self._info()
 
     def step(
         self, action: np.ndarray
@@ -343,7 +358,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         """Finger joint position in metres: 0 closed, :data:`FINGER_OPEN` fully open."""
         if self._gripper < 0:
             return 0.0
-        return float(self.data.qpos[self.model.joint("finger_right").qposadr[0]])
+        return float(self.data.qpos[self._arm_qpos[-1]])  # finger_right, last robot joint
 
     def body_pos(self, body: str) -> np.ndarray:
         """World position of a body's frame (a copy, safe to keep)."""

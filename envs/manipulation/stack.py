@@ -1,0 +1,147 @@
+"""Stack: put one cube on top of the other."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from envs.manipulation.arm import ArmEnv, TaskStatus, progress_toward
+from envs.manipulation.pick_place import CLEARANCE, pick_and_place_action
+
+CUBE_HALF = 0.025
+CUBE_SIZE = 2 * CUBE_HALF
+ALIGN_DISTANCE = 0.02
+"""Largest horizontal offset between the two cubes' centres that counts as stacked."""
+HEIGHT_TOLERANCE = 0.01
+"""Allowed deviation of the centres' height difference from one cube size (5 cm)."""
+PROGRESS_DISTANCE = 0.01
+"""Placement distance at which ``progress`` reaches 1: any state this close succeeds."""
+SUCCESS_BONUS = 1.0
+START_LOW = np.array([-0.2, -0.1])
+START_HIGH = np.array([0.2, 0.2])
+MIN_SEPARATION = 0.12
+"""Minimum distance between the cubes' centres at the start: open fingers around one
+cube stay clear of the other."""
+
+
+def is_stacked(top: Sequence[float], base: Sequence[float]) -> bool:
+    """Whether the cube centred at ``top`` sits on the one centred at ``base``."""
+    aligned = math.hypot(top[0] - base[0], top[1] - base[1]) < ALIGN_DISTANCE
+    return aligned and abs(top[2] - base[2] - CUBE_SIZE) <= HEIGHT_TOLERANCE
+
+
+class StackEnv(ArmEnv):
+    """Stack the named cube on the other one, seen from a camera.
+
+    ## Description
+    A five-joint arm with a parallel-jaw gripper stands at the back of a table with
+    two 5 cm cubes of different colours on it. The instruction, e.g. ``"stack the
+    red cube on the blue cube"``, names the cube to move first and the cube to put
+    it on second. Both cubes are free; the bottom one can be pushed or knocked over.
+
+    ## Action space
+    ``Box(-1, 1, (4,), float32)``: ``(dx, dy, dz, grip)``. The first three move the
+    hand's target by up to 0.015 m per step along world x, y, z; the arm follows
+    through a weld constraint. ``grip`` sets the finger opening (-1 open, +1 closed).
+    In-shape values outside [-1, 1] are clipped; a wrong shape, a non-numeric dtype,
+    NaN or infinity raises ``ValueError``.
+
+    ## Observation space
+    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: an RGB image from ``camera``.
+    No state vector: the policy sees pixels only.
+
+    ## Rewards
+    ``-(d_hand + 2 * d_place)``, with ``d_place`` the distance in metres from the
+    moved cube's centre to the placement point (5 cm straight above the bottom
+    cube's centre, wherever that cube is now) and ``d_hand`` the distance from the
+    tool centre point (between the finger pads) to the moved cube's centre; plus 1
+    on every step with success.
+
+    ## Info
+    ``instruction``; ``is_success``: the moved cube's centre is within 2 cm of the
+    bottom cube's centre horizontally and 5 cm +- 1 cm above it (a cube still held
+    there counts); ``progress`` in [0, 1]: 1 on success, otherwise linear in
+    ``d_place`` from its start value (0) to 0.01 m (1); ``place_distance``
+    (``d_place``), ``hand_distance`` (``d_hand``) and ``cube_height`` (the moved
+    cube's centre above the table).
+
+    ## Starting state
+    The arm starts at a fixed home pose with the gripper open. Both cubes stand
+    upright on the table, centred uniformly in x [-0.2, 0.2], y [-0.1, 0.2] m, at
+    least 0.12 m apart; colours are sampled per episode (``randomize_colors``; red
+    on blue otherwise).
+
+    ## Episode end
+    Truncation after 150 steps (``max_episode_steps`` at registration); termination
+    on success only with ``terminate_on_success=True``.
+
+    ## Arguments
+    ``gym.make("vmalign/Stack-v0", render_mode=None, obs_size=64, camera="front",
+    render_size=224, render_camera="front", terminate_on_success=False,
+    randomize_colors=True, randomize_textures=False, randomize_lighting=False,
+    camera_jitter=0.0)``; see :class:`envs.manipulation.arm.ArmEnv` for each.
+    Unknown keyword arguments raise ``TypeError`` listing the valid ones.
+
+    ## Version history
+    - v0: initial release.
+    """
+
+    asset = "stack.xml"
+    default_colors = ("red", "blue")
+
+    _start_distance = 0.0
+
+    def __init__(self, render_mode: str | None = None, **kwargs) -> None:
+        super().__init__(render_mode, **kwargs)
+        model = self.model
+        self._moved = model.body("cube_a").id
+        self._base = model.body("cube_b").id
+        self._finger_qpos = model.joint("finger_right").qposadr[0]
+
+    def _reset_task(self) -> str:
+        moved_color, base_color = self.sample_colors(2)
+        self.set_geom_color("cube_a", moved_color)
+        self.set_geom_color("cube_b", base_color)
+        positions = self.sample_separated_points(2, START_LOW, START_HIGH, MIN_SEPARATION)
+        for body, xy in zip(("cube_a", "cube_b"), positions):
+            self.set_free_body_pose(body, np.append(xy, CUBE_HALF))
+        return f"stack the {moved_color} cube on the {base_color} cube"
+
+    def _evaluate(self, first: bool) -> TaskStatus:
+        # Plain floats: cheaper than numpy on 3-vectors, and this runs every step.
+        moved = self.data.xpos[self._moved].tolist()
+        base = self.data.xpos[self._base].tolist()
+        tcp = self.data.site_xpos[self._tcp_site].tolist()
+        place_distance = math.dist(moved, (base[0], base[1], base[2] + CUBE_SIZE))
+        hand_distance = math.dist(tcp, moved)
+        if first:
+            self._start_distance = place_distance
+        success = is_stacked(moved, base)
+        progress = 1.0 if success else progress_toward(
+            place_distance, self._start_distance, PROGRESS_DISTANCE
+        )
+        return TaskStatus(
+            reward=-(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success,
+            is_success=success,
+            progress=progress,
+            extras={
+                "place_distance": place_distance,
+                "hand_distance": hand_distance,
+                "cube_height": moved[2],
+            },
+        )
+
+    def expert_action(self) -> np.ndarray:
+        """Grasp the moved cube, lift, carry over the other, set down, let go, rise.
+
+        The same memoryless pick-and-place script as PickPlace's expert, aimed at the
+        bottom cube's current position.
+        """
+        moved, base = self.data.xpos[self._moved].copy(), self.data.xpos[self._base].copy()
+        place = base + (0.0, 0.0, CUBE_SIZE)
+        return pick_and_place_action(
+            self.tcp, float(self.data.qpos[self._finger_qpos]), moved, place,
+            base[2] + CUBE_SIZE + CUBE_HALF + CLEARANCE, placed=is_stacked(moved, base),
+        )
