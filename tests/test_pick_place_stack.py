@@ -15,7 +15,6 @@ import pytest
 from envs.manipulation.pick_place import CUBE_HALF, PLATFORM_HEIGHT
 from envs.manipulation.stack import CUBE_SIZE
 
-IDS = ["vmalign/PickPlace-v0", "vmalign/Stack-v0"]
 
 
 def settle(env, steps: int = 0):
@@ -107,3 +106,13 @@ def test_stack_success_on_constructed_states():
     moved = env.data.xpos[env._moved].copy()
     env.set_free_body_pose("cube_b", moved + (0.0, 0.0, CUBE_SIZE))
     assert not settle(env).is_success
+
+
+@pytest.mark.parametrize(
+    "env_id, instruction",
+    [("vmalign/PickPlace-v0", "put the red cube on the green platform"),
+     ("vmalign/Stack-v0", "stack the red cube on the blue cube")],
+)
+def test_fixed_colours(env_id, instruction):
+    env = gym.make(env_id, randomize_colors=False)
+    assert {env.reset(seed=seed)[1]["instruction"] for seed in range(3)} == {instruction}
