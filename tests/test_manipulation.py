@@ -189,3 +189,24 @@ def test_reach_progress_and_success_follow_distance():
         assert reward == pytest.approx(-info["distance"])
     assert info["is_success"] and info["progress"] == 1.0
     assert distances[-1] < 0.03 < distances[0]
+
+
+def test_visual_randomization_options_change_the_scene_only_when_asked():
+    plain = gym.make("vmalign/Push-v0").unwrapped
+    varied = gym.make("vmalign/Push-v0", randomize_textures=True, randomize_lighting=True,
+                      camera_jitter=0.05).unwrapped
+    table = plain.model.geom("table").id
+    plain_state = []
+    seen = {"material": set(), "light": set(), "camera": set()}
+    for seed in range(6):
+        plain.reset(seed=seed)
+        plain_state.append((plain.model.geom_matid[table], tuple(plain.model.light_dir[0]),
+                            tuple(plain.model.cam_pos[0])))
+        varied.reset(seed=seed)
+        seen["material"].add(int(varied.model.geom_matid[table]))
+        seen["light"].add(tuple(np.round(varied.model.light_dir[0], 6)))
+        seen["camera"].add(tuple(np.round(varied.model.cam_pos[0], 6)))
+    assert len(set(plain_state)) == 1, "randomisation switched off must keep the scene fixed"
+    assert len(seen["material"]) > 1 and len(seen["light"]) == 6 and len(seen["camera"]) == 6
+    # The jittered camera still looks at the table: the image is not blank.
+    assert varied._observe().std() > 5

@@ -236,3 +236,16 @@ def test_cli_default_runs_every_env_into_a_timestamped_folder(
     assert str(out.resolve()) in printed  # absolute path at the end
     assert f"{STOPPING_ID}: 7 steps, success yes" in printed
     assert f"{ENDLESS_ID}: 5 steps, success no" in printed
+
+
+def test_real_environment_preview_with_its_scripted_expert(tmp_path: Path) -> None:
+    result = preview.run_preview(["vmalign/Reach-v0"], tmp_path / "real", size=64,
+                                 log=lambda line: None)
+    (episode,) = result.episodes
+    assert episode.success and episode.steps == 50
+    assert episode.instruction.startswith("move the gripper to the")
+    frames = imageio.mimread(episode.video)
+    assert len(frames) == 51 and frames[0].shape == (64, 64, 3)
+    sheet = Image.open(result.contact_sheet)
+    sheet.load()
+    assert sheet.width == 3 * 64
