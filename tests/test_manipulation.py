@@ -13,6 +13,12 @@ from envs.manipulation.arm import COLORS
 
 MANIPULATION_IDS = [env_id for env_id in envs.ENV_IDS if env_id.split("/")[1].split("-")[0]
                     in {"Reach", "Push", "PickPlace", "Stack", "Sweep"}]
+# Every task, plus Sweep's other embodiments: (id, constructor kwargs).
+VARIANTS = [(env_id, {}) for env_id in MANIPULATION_IDS] + [
+    ("vmalign/Sweep-v0", {"embodiment": embodiment})
+    for embodiment in ("short_stick", "medium_stick", "long_stick")
+]
+VARIANT_NAMES = [f"{env_id}{kwargs or ''}" for env_id, kwargs in VARIANTS]
 
 
 def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
@@ -39,11 +45,12 @@ def test_check_env(env_id):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
-def test_same_seed_same_actions_same_frames_and_rewards(env_id):
+@pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=VARIANT_NAMES)
+def test_same_seed_same_actions_same_frames_and_rewards(env_id, kwargs):
     actions = np.random.default_rng(0).uniform(-1, 1, size=(40, 4)).astype(np.float32)
-    first = gym.make(env_id, randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
-    second = gym.make(env_id, randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
+    visuals = dict(randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
+    first = gym.make(env_id, **visuals, **kwargs)
+    second = gym.make(env_id, **visuals, **kwargs)
     frames_a, rewards_a = rollout(first, 7, actions)
     rollout(first, 8, actions)  # another episode in between must not leak into the next
     frames_c, rewards_c = rollout(first, 7, actions)
@@ -173,9 +180,9 @@ def expert_success_rate(env_id: str, seeds: range, **kwargs) -> float:
     return successes / len(seeds)
 
 
-@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
-def test_expert_succeeds_on_95_percent_of_20_seeds(env_id):
-    assert expert_success_rate(env_id, range(20)) >= 0.95
+@pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=VARIANT_NAMES)
+def test_expert_succeeds_on_95_percent_of_20_seeds(env_id, kwargs):
+    assert expert_success_rate(env_id, range(20), **kwargs) >= 0.95
 
 
 def test_reach_progress_and_success_follow_distance():

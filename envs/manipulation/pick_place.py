@@ -49,6 +49,31 @@ def rests_on(cube: Sequence[float], surface_z: float) -> bool:
     return -0.005 <= gap <= REST_TOLERANCE
 
 
+def placement_status(
+    success: bool, place_distance: float, hand_distance: float, cube_height: float,
+    start_distance: float,
+) -> TaskStatus:
+    """Reward, progress and info of a place-the-cube task (PickPlace and Stack).
+
+    Reward ``-(hand_distance + 2 * place_distance)`` plus :data:`SUCCESS_BONUS` on
+    success; progress linear in ``place_distance`` from its start value down to
+    :data:`PROGRESS_DISTANCE`, and 1 on success.
+    """
+    progress = 1.0 if success else progress_toward(
+        place_distance, start_distance, PROGRESS_DISTANCE
+    )
+    return TaskStatus(
+        reward=-(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success,
+        is_success=success,
+        progress=progress,
+        extras={
+            "place_distance": place_distance,
+            "hand_distance": hand_distance,
+            "cube_height": cube_height,
+        },
+    )
+
+
 class PickPlaceEnv(ArmEnv):
     """Pick up the cube and put it on the platform, seen from a camera.
 
@@ -153,18 +178,8 @@ class PickPlaceEnv(ArmEnv):
         if first:
             self._start_distance = place_distance
         success = platform_contains(cube, top) and rests_on(cube, top[2])
-        progress = 1.0 if success else progress_toward(
-            place_distance, self._start_distance, PROGRESS_DISTANCE
-        )
-        return TaskStatus(
-            reward=-(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success,
-            is_success=success,
-            progress=progress,
-            extras={
-                "place_distance": place_distance,
-                "hand_distance": hand_distance,
-                "cube_height": cube[2],
-            },
+        return placement_status(
+            success, place_distance, hand_distance, cube[2], self._start_distance
         )
 
     # ---------------------------------------------------------- expert

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.manipulation.arm import ArmEnv, TaskStatus, progress_toward
-from envs.manipulation.pick_place import CLEARANCE, pick_and_place_action
+from envs.manipulation.arm import ArmEnv, TaskStatus
+from envs.manipulation.pick_place import CLEARANCE, pick_and_place_action, placement_status
 
 CUBE_HALF = 0.025
 CUBE_SIZE = 2 * CUBE_HALF
@@ -16,9 +16,6 @@ ALIGN_DISTANCE = 0.02
 """Largest horizontal offset between the two cubes' centres that counts as stacked."""
 HEIGHT_TOLERANCE = 0.01
 """Allowed deviation of the centres' height difference from one cube size (5 cm)."""
-PROGRESS_DISTANCE = 0.01
-"""Placement distance at which ``progress`` reaches 1: any state this close succeeds."""
-SUCCESS_BONUS = 1.0
 START_LOW = np.array([-0.2, -0.1])
 START_HIGH = np.array([0.2, 0.2])
 MIN_SEPARATION = 0.12
@@ -119,18 +116,8 @@ class StackEnv(ArmEnv):
         if first:
             self._start_distance = place_distance
         success = is_stacked(moved, base)
-        progress = 1.0 if success else progress_toward(
-            place_distance, self._start_distance, PROGRESS_DISTANCE
-        )
-        return TaskStatus(
-            reward=-(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success,
-            is_success=success,
-            progress=progress,
-            extras={
-                "place_distance": place_distance,
-                "hand_distance": hand_distance,
-                "cube_height": moved[2],
-            },
+        return placement_status(
+            success, place_distance, hand_distance, moved[2], self._start_distance
         )
 
     def expert_action(self) -> np.ndarray:
