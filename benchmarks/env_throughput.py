@@ -1,13 +1,13 @@
 """Environment throughput: steps per second including the pixel observation.
 
-Prints one JSON line. For each vmalign environment: steps/s in one process at the
-given observation size (``env.step`` with random actions, which renders the
-observation), the ratio to Gymnasium's ``Pusher-v5`` stepped and rendered with
-``render_mode="rgb_array"`` at the same size (measured in the same run as the
-reference), and the speed-up of an ``AsyncVectorEnv`` with one worker per core
-over the single process. Each measurement runs in a fresh process so that no GL
-context or Mesa setting leaks between them; the reference runs with Gymnasium's
-own defaults.
+Prints one JSON line. For each vmalign environment: steps/s in one process at its
+observation size (``env.step`` with random actions, which renders the observation;
+``--size``, unless :data:`OBS_SIZE_BY_ENV` gives the env its own), the ratio to
+Gymnasium's ``Pusher-v5`` stepped and rendered with ``render_mode="rgb_array"`` at
+``--size`` (measured in the same run as the reference), and the speed-up of an
+``AsyncVectorEnv`` with one worker per core over the single process. Each
+measurement runs in a fresh process so that no GL context or Mesa setting leaks
+between them; the reference runs with Gymnasium's own defaults.
 
     python benchmarks/env_throughput.py [--seconds 3] [--size 64] [--env ID ...]
 """
@@ -23,6 +23,16 @@ import sys
 import time
 
 REFERENCE = "Pusher-v5"
+
+OBS_SIZE_BY_ENV = {
+    # The card games are read at 128x128, their default: text must stay legible.
+    "vmalign/NumberLine-v0": 128,
+    "vmalign/EZPoints-v0": 128,
+    "vmalign/Points24-v0": 128,
+    "vmalign/Blackjack-v0": 128,
+}
+"""Observation size per environment where it is not ``--size`` (the reference always
+runs at ``--size``)."""
 
 
 def measure_single(env_id: str, size: int, seconds: float) -> float:
@@ -116,9 +126,11 @@ def main() -> None:
     reference = run_worker("single", REFERENCE, args.size, args.seconds, 1)
     results = {}
     for env_id in env_ids:
-        single = run_worker("single", env_id, args.size, args.seconds, 1)
-        vector = run_worker("vector", env_id, args.size, args.seconds, args.workers)
+        size = OBS_SIZE_BY_ENV.get(env_id, args.size)
+        single = run_worker("single", env_id, size, args.seconds, 1)
+        vector = run_worker("vector", env_id, size, args.seconds, args.workers)
         results[env_id] = {
+            "obs_size": size,
             "steps_per_s": round(single, 1),
             "vs_reference": round(single / reference, 1),
             "vector_steps_per_s": round(vector, 1),

@@ -32,10 +32,19 @@ _MANIPULATION = {
     "vmalign/Sweep-v0": ("envs.manipulation.sweep:SweepEnv", 200),
 }
 
-ENV_IDS: tuple[str, ...] = tuple(_MANIPULATION)
+# The card games end every episode themselves (NumberLine's limit depends on its
+# max_position argument), so they need no TimeLimit wrapper: max_episode_steps None.
+_CARDS = {
+    "vmalign/NumberLine-v0": ("envs.cards.numberline:NumberLineEnv", None),
+    "vmalign/EZPoints-v0": ("envs.cards.ezpoints:EZPointsEnv", None),
+    "vmalign/Points24-v0": ("envs.cards.points24:Points24Env", None),
+    "vmalign/Blackjack-v0": ("envs.cards.blackjack:BlackjackEnv", None),
+}
+
+ENV_IDS: tuple[str, ...] = (*_MANIPULATION, *_CARDS)
 """Every environment id this package registers, in a stable order."""
 
-for _env_id, (_entry_point, _max_steps) in _MANIPULATION.items():
+for _env_id, (_entry_point, _max_steps) in {**_MANIPULATION, **_CARDS}.items():
     if _env_id not in registry:  # importing twice (e.g. via "envs:") must not warn
         register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
 

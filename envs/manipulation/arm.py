@@ -325,7 +325,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         if not self.randomize_colors:
             return list(self.default_colors[:count])
         names = list(COLORS)
-        picks = self.np_random.choice(len(names), size=count, replace=False)
+        picks = self.np_random.permutation(len(names))[:count]
         return [names[i] for i in picks]
 
     def set_geom_color(self, geom: str, color: str, alpha: float = 1.0) -> None:
