@@ -35,8 +35,9 @@ OBS_SIZE_BY_ENV = {
 runs at ``--size``)."""
 
 
-def measure_single(env_id: str, size: int, seconds: float) -> float:
-    """Steps/s of one env in this process, after a warm-up."""
+def measure_single(env_id: str, size: int, seconds: float) -> tuple[float, float]:
+    """Steps/s of one env in this process, after a warm-up, and the mean cost of a
+    ``reset`` (scene generation and the first observation) in milliseconds."""
     import gymnasium as gym
 
     if env_id == REFERENCE:
@@ -64,8 +65,13 @@ def measure_single(env_id: str, size: int, seconds: float) -> float:
         one_step()
         steps += 1
     rate = steps / (time.perf_counter() - start)
+    resets, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds / 3 or resets < 5:
+        env.reset(seed=resets)
+        resets += 1
+    reset_ms = (time.perf_counter() - start) / resets * 1e3
     env.close()
-    return rate
+    return rate, reset_ms
 
 
 def measure_vector(env_id: str, size: int, seconds: float, workers: int) -> float:
@@ -88,15 +94,15 @@ def measure_vector(env_id: str, size: int, seconds: float, workers: int) -> floa
     return rate
 
 
-def run_worker(kind: str, env_id: str, size: int, seconds: float, workers: int) -> float:
-    """Runs one measurement in a fresh interpreter and returns its figure."""
+def run_worker(kind: str, env_id: str, size: int, seconds: float, workers: int) -> list[float]:
+    """Runs one measurement in a fresh interpreter and returns its figures."""
     environment = dict(os.environ)
     if env_id == REFERENCE:
         environment.setdefault("MUJOCO_GL", "egl")
     command = [sys.executable, __file__, "--worker", kind, "--env", env_id,
                "--size", str(size), "--seconds", str(seconds), "--workers", str(workers)]
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
-    return float(output.stdout.strip().splitlines()[-1])
+    return [float(value) for value in output.stdout.strip().splitlines()[-1].split()]
 
 
 def main() -> None:
@@ -111,7 +117,7 @@ def main() -> None:
     if args.worker:
         env_id = args.env[0]
         if args.worker == "single":
-            print(measure_single(env_id, args.size, args.seconds))
+            print(*measure_single(env_id, args.size, args.seconds))
         else:
             print(measure_vector(env_id, args.size, args.seconds, args.workers))
         return
@@ -123,15 +129,16 @@ def main() -> None:
         env_ids = list(envs.ENV_IDS)
     else:
         env_ids = args.env
-    reference = run_worker("single", REFERENCE, args.size, args.seconds, 1)
+    reference, _ = run_worker("single", REFERENCE, args.size, args.seconds, 1)
     results = {}
     for env_id in env_ids:
         size = OBS_SIZE_BY_ENV.get(env_id, args.size)
-        single = run_worker("single", env_id, size, args.seconds, 1)
-        vector = run_worker("vector", env_id, size, args.seconds, args.workers)
+        single, reset_ms = run_worker("single", env_id, size, args.seconds, 1)
+        (vector,) = run_worker("vector", env_id, size, args.seconds, args.workers)
         results[env_id] = {
             "obs_size": size,
             "steps_per_s": round(single, 1),
+            "reset_ms": round(reset_ms, 3),
             "vs_reference": round(single / reference, 1),
             "vector_steps_per_s": round(vector, 1),
             "vector_speedup": round(vector / single, 2),
