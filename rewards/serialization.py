@@ -1,0 +1,90 @@
+"""Saving and loading reward modules: safetensors weights plus a JSON config.
+
+A saved module is a folder::
+
+    config.json          {"format": "vmalign-reward", "version": 1, "module": NAME, "config": {...}}
+    weights.safetensors  the learned tensors (absent for modules without any)
+
+Nothing is ever unpickled. Files are written to temporary names and renamed, so a
+save killed halfway leaves any earlier save intact. A corrupt or truncated file,
+or weights made for another architecture, give a ``ValueError`` that says which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rewards.base import RewardModel
+from rewards.registry import get
+
+FORMAT = "vmalign-reward"
+VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def save(module: RewardModel, path: str | os.PathLike[str]) -> Path:
+    """Writes ``module`` to the folder ``path`` (created if needed); returns it."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in module.tensors().items()}
+    if tensors:
+        _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    header = {"format": FORMAT, "version": VERSION, "module": module.name,
+              "config": module.config()}
+    text = json.dumps(header, indent=2, sort_keys=True)
+    _atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    return folder
+
+
+def load(path: str | os.PathLike[str], **overrides: Any) -> RewardModel:
+    """Rebuilds the module saved in the folder ``path``.
+
+    ``overrides`` replace saved constructor arguments that do not change the
+    architecture (e.g. ``device="cpu"``).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: {folder} is not a saved reward module")
+    try:
+        header = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config_path} is corrupt or truncated: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{config_path} is not a vmalign reward module config")
+    if header.get("version") != VERSION:
+        raise ValueError(f"{config_path} has format version {header.get('version')!r}; "
+                         f"this vmalign reads version {VERSION}")
+    module = get(header["module"])(**{**header.get("config", {}), **overrides})
+    weights = folder / WEIGHTS_FILE
+    if module.tensors():
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} not found; the module has learned weights")
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(f"{weights} is corrupt or truncated: {error}") from error
+        module.load_tensors(tensors)
+    return module
+
+
+def _atomic_write(target: Path, write: Any) -> None:
+    """Writes through ``write(tmp_path)`` and renames onto ``target`` after an fsync."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
