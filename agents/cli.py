@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 # name -> (module, one-line help). Subcommand modules keep their heavy imports
 # (MuJoCo, torch) inside `run`, so building the parser for `--help` stays fast.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("agents.preview", "render every environment's scripted expert to videos"),
+    "reward-eval": ("agents.reward_eval", "judge a reward module against task progress"),
 }
 
 
@@ -44,7 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(args._run(args))
+    try:
+        return int(args._run(args))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # Bad input (an unknown name, a malformed argument, a missing file): one
+        # line saying what was wrong, not a traceback.
+        print(f"vmalign {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from agents.output import make_output_dir
 
 Policy = Callable[[Any], Any]
 """Maps an observation to an action."""
@@ -99,28 +100,6 @@ def resolve_env_ids(env_ids: Iterable[str] | None) -> list[str]:
             f"valid ids: {', '.join(valid)}"
         )
     return list(dict.fromkeys(requested))
-
-
-def make_output_dir(requested: str | os.PathLike[str] | None = None) -> Path:
-    """Creates and returns an empty output folder, never reusing a non-empty one.
-
-    :param requested: the wished-for folder (default ``outputs/preview-<timestamp>``);
-        if it exists and is not empty, ``<requested>-1``, ``-2``, ... is used instead.
-    """
-    base = Path(requested) if requested is not None else Path(
-        "outputs", f"preview-{datetime.now():%Y%m%d-%H%M%S}"
-    )
-    candidate, suffix = base, 0
-    while True:
-        try:
-            # mkdir (not exists-then-create) so two concurrent runs never share a folder.
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            if candidate.is_dir() and not any(candidate.iterdir()):
-                return candidate
-        suffix += 1
-        candidate = base.with_name(f"{base.name}-{suffix}")
 
 
 def record_episode(
@@ -274,7 +253,7 @@ def run_preview(
     """
     ids = resolve_env_ids(env_ids)
     factory = policy_factory or expert_policy_factory
-    out = make_output_dir(out_dir)
+    out = make_output_dir(out_dir, prefix="preview")
     log(f"vmalign preview: writing to {out}")
     episodes: list[EpisodeResult] = []
     taken: set[str] = set()

@@ -1,0 +1,131 @@
+"""Wiring reward modules into environments: a Gymnasium wrapper and an SB3 VecEnv wrapper.
+
+Both replace the environment's reward with a reward module's score of the frame the
+agent produced, and keep what the environment said in ``info`` (``env_reward``, and
+the env's own ``is_success`` and ``progress`` untouched), so ground-truth return
+and success are still logged next to the learned reward.
+
+Frames: by default the reward model sees ``env.render()`` (the larger reward-model
+view, ``render_mode="rgb_array"``), which :class:`FrameInInfo` puts into ``info``
+inside the env process: with subprocess vector envs the frame travels back with the
+step's results and is taken before an automatic reset, so the last step of an
+episode is scored on its own frame. ``frames="observation"`` scores the
+observation instead (then the terminal observation on the last step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from rewards.base import RewardModel
+
+FRAME_KEY = "frame"
+"""``info`` key :class:`FrameInInfo` stores the rendered frame under."""
+FRAME_SOURCES = ("render", "observation")
+
+
+def _check_module(reward: RewardModel, frames: str) -> None:
+    if not isinstance(reward, RewardModel):
+        raise TypeError(f"reward must be a rewards.RewardModel, got {type(reward).__name__}")
+    if reward.needs_trajectory:
+        raise ValueError(
+            f"the {reward.name!r} reward scores whole episodes, not steps; relabel "
+            "collected episodes with reward.score_trajectory instead of wrapping the env"
+        )
+    if frames not in FRAME_SOURCES:
+        raise ValueError(f"frames={frames!r} is not allowed; choose one of {list(FRAME_SOURCES)}")
+
+
+class FrameInInfo(gym.Wrapper):
+    """Adds ``env.render()`` to ``info[FRAME_KEY]`` at every reset and step."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(
+                "FrameInInfo needs an env made with render_mode='rgb_array' "
+                f"(got {env.render_mode!r})"
+            )
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return obs, {**info, FRAME_KEY: self.env.render()}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, FRAME_KEY: self.env.render()}
+
+
+class RewardWrapper(gym.Wrapper):
+    """One env whose reward is ``reward(frame, instruction, env_reward)`` each step.
+
+    :param env: the environment (made with ``render_mode="rgb_array"`` for
+        ``frames="render"``).
+    :param reward: a reward module (``rewards.make(...)``) that scores single steps.
+    :param frames: ``"render"`` (default) or ``"observation"``.
+    """
+
+    def __init__(self, env: gym.Env, reward: RewardModel, frames: str = "render") -> None:
+        _check_module(reward, frames)
+        if reward.needs_frames and frames == "render" and env.render_mode != "rgb_array":
+            raise ValueError("frames='render' needs an env made with render_mode='rgb_array'")
+        super().__init__(env)
+        self.reward_module = reward
+        self.frames = frames
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, env_reward, terminated, truncated, info = self.env.step(action)
+        frame = None
+        if self.reward_module.needs_frames:
+            frame = (self.env.render() if self.frames == "render" else obs)[None]
+        instruction = str(info.get("instruction", ""))
+        reward = self.reward_module(frame, [instruction], np.array([env_reward], np.float32))
+        info = {**info, "env_reward": float(env_reward)}
+        return obs, float(reward[0]), terminated, truncated, info
+
+
+class VecRewardWrapper(VecEnvWrapper):
+    """Scores all envs' frames in one batched call of ``reward`` at every step.
+
+    Build the vector env with :class:`FrameInInfo` as ``wrapper_class`` (and
+    ``env_kwargs={"render_mode": "rgb_array"}``) for ``frames="render"``. The
+    env's reward goes to ``infos[i]["env_reward"]``.
+    """
+
+    def __init__(self, venv: VecEnv, reward: RewardModel, frames: str = "render") -> None:
+        _check_module(reward, frames)
+        super().__init__(venv)
+        self.reward_module = reward
+        self.frames = frames
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, env_rewards, dones, infos = self.venv.step_wait()
+        frames = self._frames(obs, dones, infos) if self.reward_module.needs_frames else None
+        instructions = [str(info.get("instruction", "")) for info in infos]
+        rewards = self.reward_module(frames, instructions, env_rewards)
+        for info, env_reward in zip(infos, env_rewards):
+            info["env_reward"] = float(env_reward)
+        return obs, rewards, dones, infos
+
+    def _frames(self, obs: Any, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        if self.frames == "render":
+            if FRAME_KEY not in infos[0]:
+                raise ValueError(
+                    "frames='render' needs each env wrapped in agents.reward_wrappers.FrameInInfo "
+                    "(make_vec_env(..., wrapper_class=FrameInInfo, "
+                    "env_kwargs={'render_mode': 'rgb_array'}))"
+                )
+            # Drop the frames from info: they were only the transport.
+            return np.stack([info.pop(FRAME_KEY) for info in infos])
+        frames = np.array(obs, copy=True)
+        for i, done in enumerate(dones):
+            if done and "terminal_observation" in infos[i]:
+                frames[i] = infos[i]["terminal_observation"]
+        return frames

@@ -1,0 +1,105 @@
+"""Seeded rollouts of an environment under expert, random and noisy-expert policies.
+
+The raw material for judging a reward before RL (``vmalign reward-eval``) and for
+training learned rewards (``vmalign reward-train``): every episode keeps the frames
+a reward model would see (``env.render()``, the reward-model view), the
+environment's reward, ``info["progress"]`` and success, step by step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import envs  # noqa: F401  (registers the ids)
+from envs.experts import expert_policy
+
+_NOISY = re.compile(r"^noisy(?:\(([0-9.]+)\))?$")
+POLICY_HELP = "expert, random, or noisy(P): the expert with each action random with probability P"
+
+
+@dataclasses.dataclass
+class Episode:
+    """One recorded episode; arrays are indexed by step (the frame after each action)."""
+
+    frames: np.ndarray
+    """uint8 (T, H, W, 3): ``env.render()`` after each step."""
+    env_rewards: np.ndarray
+    """float32 (T,): the environment's (ground-truth) reward."""
+    progress: np.ndarray
+    """float32 (T,): ``info["progress"]`` after each step."""
+    success: bool
+    instruction: str
+    policy: str
+    seed: int
+
+
+def parse_policy(name: str) -> float:
+    """Probability of a random action for a policy name (expert 0, random 1)."""
+    if name == "expert":
+        return 0.0
+    if name == "random":
+        return 1.0
+    match = _NOISY.match(name)
+    if match:
+        probability = float(match.group(1) or 0.3)
+        if 0.0 <= probability <= 1.0:
+            return probability
+    raise ValueError(f"unknown policy {name!r}; use {POLICY_HELP}")
+
+
+def collect_episode(env: gym.Env, policy: str, seed: int) -> Episode:
+    """Runs one episode of ``policy`` in ``env`` (made with ``render_mode="rgb_array"``)."""
+    random_probability = parse_policy(policy)
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    expert = expert_policy(env)
+    obs, info = env.reset(seed=seed)
+    frames, env_rewards, progress = [], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        if rng.random() < random_probability:
+            action = env.action_space.sample()
+        else:
+            action = expert(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        frames.append(env.render())
+        env_rewards.append(reward)
+        progress.append(info.get("progress", np.nan))
+    return Episode(
+        frames=np.stack(frames),
+        env_rewards=np.asarray(env_rewards, np.float32),
+        progress=np.asarray(progress, np.float32),
+        success=bool(info.get("is_success", False)),
+        instruction=str(info.get("instruction", "")),
+        policy=policy,
+        seed=seed,
+    )
+
+
+def collect_episodes(
+    env_id: str,
+    policies: Sequence[str],
+    episodes_per_policy: int,
+    seed: int = 0,
+    render_size: int = 64,
+    env_kwargs: dict[str, Any] | None = None,
+) -> list[Episode]:
+    """``episodes_per_policy`` episodes of each policy, with seeds ``seed, seed+1, ...``
+    per policy (so policies meet the same starting states)."""
+    for policy in policies:
+        parse_policy(policy)  # fail before any rollout
+    env = gym.make(env_id, render_mode="rgb_array", render_size=render_size, **(env_kwargs or {}))
+    try:
+        return [
+            collect_episode(env, policy, seed + index)
+            for policy in policies
+            for index in range(episodes_per_policy)
+        ]
+    finally:
+        env.close()

@@ -1,0 +1,74 @@
+"""reward-eval: correlation statistics, rollouts, and the command's report files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agents import metrics
+from agents.cli import main
+from agents.rollouts import collect_episodes, parse_policy
+
+
+def test_spearman_and_pearson_against_known_values():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert metrics.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert metrics.spearman(x, x ** 3) == pytest.approx(1.0)  # monotone, not linear
+    assert metrics.pearson(x, x ** 3) < 0.99
+    assert metrics.spearman(x, -x) == pytest.approx(-1.0)
+    # Ties share their average rank: ranks of [1, 2, 2, 3] are [0, 1.5, 1.5, 3].
+    assert metrics.rank(np.array([1, 2, 2, 3])).tolist() == [0.0, 1.5, 1.5, 3.0]
+    # Hand-computed: x=[1,2,3], y=[1,3,2] -> rho = 1 - 6*2/(3*8) = 0.5
+    assert metrics.spearman(np.array([1, 2, 3]), np.array([1, 3, 2])) == pytest.approx(0.5)
+    assert np.isnan(metrics.pearson(x, np.ones(5)))
+
+
+def test_preference_accuracy_leaves_out_equal_pairs():
+    predicted = np.array([1.0, -2.0, 0.5, 3.0])
+    truth = np.array([2.0, 1.0, 0.0, 4.0])
+    assert metrics.preference_accuracy(predicted, truth) == pytest.approx(2 / 3)
+
+
+def test_policies_and_rollouts():
+    assert parse_policy("expert") == 0 and parse_policy("random") == 1
+    assert parse_policy("noisy(0.25)") == 0.25
+    with pytest.raises(ValueError, match="noisy"):
+        parse_policy("greedy")
+    episodes = collect_episodes("vmalign/Reach-v0", ["expert", "random"], 1, seed=3,
+                                render_size=32)
+    expert, random = episodes
+    assert expert.frames.shape == (50, 32, 32, 3) and expert.frames.dtype == np.uint8
+    assert expert.success and expert.progress[-1] == 1.0
+    assert len(random.env_rewards) == 50 and random.env_rewards.sum() < expert.env_rewards.sum()
+
+
+def test_reward_eval_command_writes_report(tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--reward-arg", "scale=2", "--policies", "expert", "random", "--episodes", "2",
+                 "--render-size", "32", "--pairs", "50", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["reward_config"] == {"scale": 2.0}
+    assert report["episodes"] == 4 and report["steps"] == 200
+    # The ground truth agrees with itself perfectly on returns and preferences.
+    assert report["episode_spearman_return"] == pytest.approx(1.0)
+    assert report["preference_accuracy"] == pytest.approx(1.0)
+    assert report["step_spearman_progress"] > 0.5
+    assert Image.open(out / "report.png").size[0] > 100
+    assert str(out) in capsys.readouterr().out
+
+
+def test_reward_eval_rejects_bad_input_with_one_line(tmp_path, capsys):
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "nope",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown reward module 'nope'; valid names are" in capsys.readouterr().err
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--reward-arg", "scale", "--out", str(tmp_path)]) == 2
+    assert "is not KEY=VALUE" in capsys.readouterr().err
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--policies", "greedy", "--out", str(tmp_path)]) == 2
+    assert "unknown policy 'greedy'" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""Reward wrappers: one env and SB3 vector envs, with modules swapped by name."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_util import make_vec_env
+
+import envs  # noqa: F401
+import rewards
+from agents.reward_wrappers import FrameInInfo, RewardWrapper, VecRewardWrapper
+from rewards.base import RewardModel
+
+
+class MeanRed(RewardModel):
+    """Test module: the mean red value of each frame, and what it was called with."""
+
+    name = "mean_red"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[str]]] = []
+
+    def _score(self, frames, instructions, env_rewards):
+        self.calls.append((len(frames), list(instructions)))
+        return frames[..., 0].reshape(len(frames), -1).mean(axis=1) / 255.0
+
+
+def test_ground_truth_wrapper_keeps_the_env_reward():
+    env = RewardWrapper(gym.make("vmalign/Reach-v0"), rewards.make("ground_truth", scale=2.0))
+    plain = gym.make("vmalign/Reach-v0")
+    env.reset(seed=0)
+    plain.reset(seed=0)
+    for _ in range(5):
+        action = np.array([0.3, -0.2, 0.1, 0.0], np.float32)
+        _, reward, _, _, info = env.step(action)
+        _, env_reward, _, _, plain_info = plain.step(action)
+        assert reward == pytest.approx(2.0 * env_reward)
+        assert info["env_reward"] == pytest.approx(env_reward)
+        assert info["is_success"] == plain_info["is_success"]
+
+
+def test_single_env_scores_the_rendered_frame():
+    module = MeanRed()
+    env = RewardWrapper(gym.make("vmalign/Push-v0", render_mode="rgb_array", render_size=48), module)
+    env.reset(seed=1)
+    _, reward, _, _, info = env.step(np.zeros(4, np.float32))
+    frame = env.render()
+    assert reward == pytest.approx(frame[..., 0].mean() / 255.0, rel=1e-5)
+    assert module.calls == [(1, [info["instruction"]])]
+
+
+def make_venv(n_envs: int = 3, **env_kwargs):
+    return make_vec_env("vmalign/Push-v0", n_envs=n_envs, seed=0, wrapper_class=FrameInInfo,
+                        env_kwargs={"render_mode": "rgb_array", "render_size": 32, **env_kwargs})
+
+
+def test_vec_wrapper_scores_all_envs_in_one_call_and_keeps_env_info():
+    module = MeanRed()
+    venv = VecRewardWrapper(make_venv(), module)
+    venv.reset()
+    actions = np.zeros((3, 4), np.float32)
+    obs, rewards_, dones, infos = venv.step(actions)
+    assert module.calls and module.calls[-1][0] == 3, "one batched call for all envs"
+    assert rewards_.dtype == np.float32 and rewards_.shape == (3,)
+    for info in infos:
+        assert "env_reward" in info and "is_success" in info and "frame" not in info
+    venv.close()
+
+
+def test_one_vec_env_swapped_between_reward_modules_with_no_other_change():
+    # The same construction code, only the name differs.
+    for name, kwargs in [("ground_truth", {}), ("mean_red", {})]:
+        module = MeanRed() if name == "mean_red" else rewards.make(name, **kwargs)
+        venv = VecRewardWrapper(make_venv(2), module)
+        venv.reset()
+        _, reward, _, infos = venv.step(np.zeros((2, 4), np.float32))
+        if name == "ground_truth":
+            assert np.allclose(reward, [info["env_reward"] for info in infos])
+        else:
+            assert np.all((reward > 0) & (reward < 1))
+        venv.close()
+
+
+def test_last_step_of_an_episode_is_scored_on_its_own_frame():
+    module = MeanRed()
+    venv = VecRewardWrapper(
+        make_vec_env("vmalign/Reach-v0", n_envs=1, seed=0, wrapper_class=FrameInInfo,
+                     env_kwargs={"render_mode": "rgb_array", "render_size": 32}),
+        module, frames="observation",
+    )
+    venv.reset()
+    for _ in range(50):  # Reach truncates after 50 steps
+        obs, reward, dones, infos = venv.step(np.ones((1, 4), np.float32))
+    assert dones[0]
+    terminal = infos[0]["terminal_observation"]
+    assert reward[0] == pytest.approx(terminal[..., 0].mean() / 255.0, rel=1e-5)
+    assert not np.array_equal(terminal, obs[0])
+    venv.close()
+
+
+def test_bad_wiring_gives_clear_errors():
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        RewardWrapper(gym.make("vmalign/Reach-v0"), MeanRed())
+    with pytest.raises(ValueError, match="frames="):
+        RewardWrapper(gym.make("vmalign/Reach-v0", render_mode="rgb_array"), MeanRed(), frames="x")
+    venv = VecRewardWrapper(make_vec_env("vmalign/Reach-v0", n_envs=1), MeanRed())
+    venv.reset()
+    with pytest.raises(ValueError, match="FrameInInfo"):
+        venv.step(np.zeros((1, 4), np.float32))
+    venv.close()
