@@ -41,10 +41,17 @@ _CARDS = {
     "vmalign/Blackjack-v0": ("envs.cards.blackjack:BlackjackEnv", None),
 }
 
-ENV_IDS: tuple[str, ...] = (*_MANIPULATION, *_CARDS)
+# The navigation envs truncate themselves after max_steps, whose default grows with
+# the layout (room_size, maze_size): no TimeLimit wrapper either.
+_NAVIGATION = {
+    "vmalign/GoToObject-v0": ("envs.navigation.go_to_object:GoToObjectEnv", None),
+    "vmalign/Maze-v0": ("envs.navigation.maze:MazeEnv", None),
+}
+
+ENV_IDS: tuple[str, ...] = (*_MANIPULATION, *_CARDS, *_NAVIGATION)
 """Every environment id this package registers, in a stable order."""
 
-for _env_id, (_entry_point, _max_steps) in {**_MANIPULATION, **_CARDS}.items():
+for _env_id, (_entry_point, _max_steps) in {**_MANIPULATION, **_CARDS, **_NAVIGATION}.items():
     if _env_id not in registry:  # importing twice (e.g. via "envs:") must not warn
         register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
 

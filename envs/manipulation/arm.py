@@ -29,6 +29,8 @@ from envs.checks import (
     check_int_range,
     reject_unknown_kwargs,
 )
+from envs.colors import COLORS
+
 from envs.rendering import CameraView
 
 FRAME_SKIP = 10
@@ -54,17 +56,6 @@ FINGER_OPEN = 0.05
 TABLE_HEIGHT = 0.0
 CAMERAS = ("front", "wrist")
 
-COLORS: dict[str, tuple[float, float, float]] = {
-    "red": (0.86, 0.13, 0.13),
-    "green": (0.15, 0.7, 0.22),
-    "blue": (0.13, 0.32, 0.88),
-    "yellow": (0.93, 0.82, 0.1),
-    "purple": (0.56, 0.22, 0.74),
-    "orange": (0.97, 0.5, 0.08),
-    "cyan": (0.1, 0.78, 0.82),
-    "pink": (0.96, 0.45, 0.7),
-}
-"""Named colours objects are drawn from; instructions use the names."""
 
 _TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
 _FLOOR_MATERIALS = ("floor_checker", "floor_grid", "floor_plain")
@@ -88,13 +79,6 @@ class TaskStatus:
 def asset_path(name: str) -> str:
     """Absolute path of a manipulation MJCF file shipped in the ``assets`` package."""
     return str(resources.files("assets") / "manipulation" / name)
-
-
-def progress_toward(distance: float, start: float, threshold: float) -> float:
-    """Linear progress from ``start`` distance (0) down to the success ``threshold`` (1)."""
-    if start <= threshold:
-        return 1.0 if distance <= threshold else 0.0
-    return float(np.clip((start - distance) / (start - threshold), 0.0, 1.0))
 
 
 class ArmEnv(gym.Env[np.ndarray, np.ndarray]):

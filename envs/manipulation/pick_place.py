@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.manipulation.arm import MAX_DELTA, ArmEnv, TaskStatus, progress_toward
+from envs.manipulation.arm import MAX_DELTA, ArmEnv, TaskStatus
+from envs.progress import progress_toward
 
 CUBE_HALF = 0.025
 PLATFORM_HALF = 0.05

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.manipulation.arm import ArmEnv, TaskStatus, progress_toward
+from envs.manipulation.arm import ArmEnv, TaskStatus
+from envs.progress import progress_toward
 
 SUCCESS_DISTANCE = 0.03
 BALL_LOW = np.array([-0.22, -0.12, 0.06])
