@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.experts import expert_policy
-from envs.manipulation.arm import COLORS
+from envs.colors import COLORS
 
 MANIPULATION_IDS = [env_id for env_id in envs.ENV_IDS if env_id.split("/")[1].split("-")[0]
                     in {"Reach", "Push", "PickPlace", "Stack", "Sweep"}]
