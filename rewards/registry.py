@@ -16,6 +16,9 @@ from rewards.base import RewardModel
 _MODULES: dict[str, str] = {
     # name -> "module:Class", imported on first use so `import rewards` stays light.
     "ground_truth": "rewards.ground_truth:GroundTruthReward",
+    "clip": "rewards.clip:ClipReward",
+    "preference": "rewards.preference:PreferenceReward",
+    "rapl": "rewards.rapl:RaplReward",
 }
 _LOADED: dict[str, type[RewardModel]] = {}
 
