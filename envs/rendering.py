@@ -9,6 +9,10 @@ CPU-only machine.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+
 import mujoco
 import numpy as np
 
@@ -23,6 +27,24 @@ _GL_HELP = (
 
 _COARSE_MAX_SIZE = 128
 """Views up to this many pixels keep the model's coarse tessellation."""
+
+
+def _load_triton_before_mesa() -> None:
+    """Imports triton, when installed, before the first GL context exists.
+
+    Mesa's software rasteriser (llvmpipe) and triton (which CUDA builds of torch
+    install, and which torch's optimisers import on their first step) each carry
+    their own LLVM. Loaded in that order, triton's LLVM binds to Mesa's symbols and
+    the process dies with a segmentation fault at the first ``optimizer.step()``
+    after a frame was rendered; loaded the other way round, both work. Costs about
+    0.1 s, once per process, and nothing where triton is absent.
+    """
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception:  # a broken triton install must not stop rendering
+        pass
 
 
 class CameraView:
@@ -40,6 +62,7 @@ class CameraView:
             raise ValueError(f"unknown camera {camera!r}; this model has cameras {names}")
         self.size = size
         self.camera = camera
+        _load_triton_before_mesa()
         global_, quality = model.vis.global_, model.vis.quality
         saved = (global_.offwidth, global_.offheight, quality.numslices, quality.numstacks)
         global_.offwidth, global_.offheight = size, size
@@ -50,8 +73,6 @@ class CameraView:
         try:
             self._renderer = mujoco.Renderer(model, height=size, width=size, max_geom=500)
         except Exception as error:  # GL failures surface as several exception types
-            import os
-
             raise RuntimeError(
                 _GL_HELP.format(backend=os.environ.get("MUJOCO_GL"), error=error)
             ) from error

@@ -35,3 +35,19 @@ def test_module_prefixed_id_works_without_prior_import():
                             env=environment, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "(64, 64, 3) uint8 push the" in result.stdout
+
+
+def test_rendering_then_training_in_one_process_does_not_crash():
+    # Mesa's llvmpipe and triton (installed with CUDA builds of torch, imported by
+    # torch's optimisers) both bring an LLVM; in the wrong order the process segfaults.
+    code = (
+        "import envs, gymnasium as gym, torch\n"
+        "env = gym.make('vmalign/Push-v0', render_mode='rgb_array', render_size=32)\n"
+        "env.reset(seed=0); env.render()\n"
+        "layer = torch.nn.Linear(3, 1); optimizer = torch.optim.Adam(layer.parameters())\n"
+        "layer(torch.ones(3)).sum().backward(); optimizer.step()\n"
+        "print('trained')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]
