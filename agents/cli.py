@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("agents.preview", "render every environment's scripted expert to videos"),
     "reward-eval": ("agents.reward_eval", "judge a reward module against task progress"),
+    "reward-train": ("agents.reward_train", "train a learned reward from a teacher and an env"),
 }
 
 

@@ -1,0 +1,390 @@
+"""A reward learned from preferences (RLHF): an ensemble of small CNNs on pixels.
+
+Each of K members maps a frame to a scalar r_k(s) in (-1, 1) (tanh output, as in
+B-Pref/PEBBLE, which keeps the learned reward on a fixed scale for RL). The module's
+reward is the ensemble mean, r(s) = mean_k r_k(s); :meth:`PreferenceReward.member_rewards`
+exposes every member, whose spread measures the ensemble's uncertainty.
+
+Training fits the Bradley-Terry model to labelled segment pairs. For segments
+a = (s_1..s_T) and b, with returns R_x = sum_t r_k(x_t):
+
+    P_k[a > b] = exp(R_a) / (exp(R_a) + exp(R_b)) = sigmoid(R_a - R_b)
+
+and the loss for a label y in [0, 1] (1 = a preferred, 0 = b, 0.5 = equal) is the
+cross-entropy  -y log P_k[a > b] - (1 - y) log(1 - P_k[a > b]),  so ties pull the two
+returns together (toward P = 0.5). Each member trains on its own shuffle (or bootstrap
+resample) of the pairs; the members' losses are summed.
+
+Frames are resized (bilinear, antialiased) to ``image_size`` x ``image_size`` (squashed:
+these frames are square, and a CNN trained on squashed frames only ever sees them so),
+rounded back to uint8 so training and scoring see identical pixels, and scaled to
+[-0.5, 0.5].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rewards.base import RewardModel, check_frames
+from rewards.device import get_device
+from rewards.preference_store import PreferencePairs, PreferenceStore
+from rewards.registry import register
+
+DEFAULT_ENSEMBLE_SIZE = 3
+DEFAULT_IMAGE_SIZE = 64
+DEFAULT_CHANNELS = (16, 32, 32)
+DEFAULT_HIDDEN_SIZE = 64
+
+
+class RewardCNN(nn.Module):
+    """One ensemble member: stride-2 3x3 convolutions with ReLU, then an MLP to tanh.
+
+    Flattening (rather than pooling) keeps where things are, which is what
+    manipulation progress depends on.
+    """
+
+    def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels, size = 3, image_size
+        for out_channels in channels:
+            layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
+            in_channels, size = out_channels, (size + 1) // 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Sequential(
+            nn.Linear(in_channels * size * size, hidden_size), nn.ReLU(),
+            nn.Linear(hidden_size, 1), nn.Tanh(),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images float (B, 3, S, S) in [-0.5, 0.5] -> rewards (B,)."""
+        return self.head(self.features(images)).squeeze(-1)
+
+
+class RewardEnsemble(nn.Module):
+    """K independent :class:`RewardCNN` members; parameters are named ``members.K.*``."""
+
+    def __init__(self, ensemble_size: int, image_size: int, channels: Sequence[int],
+                 hidden_size: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(
+            RewardCNN(image_size, channels, hidden_size) for _ in range(ensemble_size)
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S) -> member rewards (K, B)."""
+        return torch.stack([member(images) for member in self.members])
+
+
+@register("preference")
+class PreferenceReward(RewardModel):
+    """Reward = mean of an ensemble of CNNs trained on preferences (see the module doc).
+
+    It scores pixels alone: the instruction is not an input (train one module per task).
+
+    Architecture arguments left as None take their default, or, with ``checkpoint``,
+    the checkpoint's value; giving one that differs from the checkpoint's is an error.
+
+    :param checkpoint: a folder written by ``rewards.save`` to load the ensemble from
+        (default None: random initialisation).
+    :param ensemble_size: number of members K (default 3).
+    :param image_size: frames are resized to this square size (default 64).
+    :param channels: output channels of each stride-2 convolution (default (16, 32, 32)).
+    :param hidden_size: width of the hidden layer of each member's head (default 64).
+    :param batch_size: frames per forward pass when scoring (default 256).
+    :param seed: seeds the initial weights (default 0); None draws them from torch's
+        global generator.
+    :param device: torch device (``rewards.get_device``: CUDA when present).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        ensemble_size: int | None = None,
+        image_size: int | None = None,
+        channels: Sequence[int] | None = None,
+        hidden_size: int | None = None,
+        batch_size: int = 256,
+        seed: int | None = 0,
+        device: str | None = None,
+    ) -> None:
+        given = {"ensemble_size": ensemble_size, "image_size": image_size,
+                 "channels": None if channels is None else [int(c) for c in channels],
+                 "hidden_size": hidden_size}
+        source = _load_checkpoint(checkpoint) if checkpoint is not None else None
+        if source is None:
+            defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
+                        "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE}
+        else:
+            defaults = source.architecture()
+            conflicts = {key: (value, defaults[key]) for key, value in given.items()
+                         if value is not None and value != defaults[key]}
+            if conflicts:
+                described = ", ".join(f"{key}={asked!r} (checkpoint: {saved!r})"
+                                      for key, (asked, saved) in conflicts.items())
+                raise ValueError(f"the checkpoint {checkpoint} was made for another architecture "
+                                 f"than asked: {described}; leave these out to use the "
+                                 f"checkpoint's")
+        architecture = {key: defaults[key] if value is None else value
+                        for key, value in given.items()}
+        _check_architecture(**architecture)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.ensemble_size = int(architecture["ensemble_size"])
+        self.image_size = int(architecture["image_size"])
+        self.channels = tuple(architecture["channels"])
+        self.hidden_size = int(architecture["hidden_size"])
+        self.batch_size = int(batch_size)
+        self.seed = seed
+        self.device = get_device(device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without touching global state
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.network = RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
+                                          self.hidden_size)
+        self.network.to(self.device).eval()
+        if source is not None:
+            self.load_tensors(source.tensors())
+
+    # -- interface -----------------------------------------------------------------
+
+    def architecture(self) -> dict[str, Any]:
+        """The arguments that fix the shapes of the weights."""
+        return {"ensemble_size": self.ensemble_size, "image_size": self.image_size,
+                "channels": list(self.channels), "hidden_size": self.hidden_size}
+
+    def config(self) -> dict[str, Any]:
+        return {**self.architecture(), "batch_size": self.batch_size, "seed": self.seed}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.network.state_dict())
+
+    def _score(self, frames, instructions, env_rewards):  # noqa: D102 - see base
+        return self.member_rewards(frames).mean(axis=0)
+
+    # -- ensemble views --------------------------------------------------------------
+
+    def member_rewards(self, frames: np.ndarray) -> np.ndarray:
+        """float32 (K, B): each member's reward for frames uint8 (B, H, W, 3)."""
+        frames = check_frames(frames)
+        outputs = []
+        with torch.no_grad(), _autocast(self.device):
+            for start in range(0, len(frames), self.batch_size):
+                images = self.prepare(frames[start:start + self.batch_size])
+                outputs.append(self.network(normalise(images)).float().cpu())
+        if not outputs:
+            return np.zeros((self.ensemble_size, 0), np.float32)
+        return torch.cat(outputs, dim=1).numpy()
+
+    def preference_probabilities(self, frames_a: np.ndarray, frames_b: np.ndarray) -> np.ndarray:
+        """float32 (K, N): each member's P[a > b] = sigmoid(R_a - R_b) for segments
+        uint8 (N, T, H, W, 3)."""
+        if frames_a.shape != frames_b.shape or frames_a.ndim != 5:
+            raise ValueError(f"segments must be two arrays (N, T, H, W, 3) of one shape, got "
+                             f"{frames_a.shape} and {frames_b.shape}")
+        count, steps = frames_a.shape[:2]
+        returns = [self.member_rewards(frames.reshape(-1, *frames.shape[2:]))
+                   .reshape(self.ensemble_size, count, steps).sum(axis=2, dtype=np.float64)
+                   for frames in (frames_a, frames_b)]
+        return (1.0 / (1.0 + np.exp(returns[1] - returns[0]))).astype(np.float32)
+
+    def prepare(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, 3) array -> uint8 (B, 3, S, S) tensor on the device, resized."""
+        images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        images = images.permute(0, 3, 1, 2)
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            resized = F.interpolate(images.float(), size=(self.image_size, self.image_size),
+                                    mode="bilinear", antialias=True, align_corners=False)
+            images = resized.round_().clamp_(0, 255).to(torch.uint8)
+        return images.contiguous()
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-0.5, 0.5]."""
+    return images.float() / 255.0 - 0.5
+
+
+def shift_images(images: torch.Tensor, pad: int, rng: np.random.Generator) -> torch.Tensor:
+    """Each image (n, C, H, W) translated by its own whole-pixel offsets in [-pad, pad]
+    along each axis; pixels shifted in from outside repeat the edge."""
+    count, channels, height, width = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate") if images.is_floating_point() \
+        else F.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
+    offsets = torch.as_tensor(rng.integers(0, 2 * pad + 1, size=(count, 2)), device=images.device)
+    rows = offsets[:, :1] + torch.arange(height, device=images.device)  # (n, H)
+    cols = offsets[:, 1:] + torch.arange(width, device=images.device)  # (n, W)
+    return padded[
+        torch.arange(count, device=images.device)[:, None, None, None],
+        torch.arange(channels, device=images.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
+
+
+def bradley_terry_loss(returns_a: torch.Tensor, returns_b: torch.Tensor,
+                       labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of labels y against P[a > b] = sigmoid(R_a - R_b):
+    mean(-y log P - (1 - y) log(1 - P)), computed stably from the logit R_a - R_b."""
+    return F.binary_cross_entropy_with_logits(returns_a - returns_b, labels.to(returns_a.dtype))
+
+
+@dataclasses.dataclass
+class TrainingMetrics:
+    """What :func:`train_preference_reward` reports."""
+
+    losses: list[float]
+    """Mean Bradley-Terry loss per epoch (summed over members, averaged over batches)."""
+    accuracies: list[float]
+    """Per epoch, the fraction of decided pairs (label != 0.5) each member ordered
+    right while training on them, averaged over members."""
+    member_accuracies: list[float]
+    """Each member's accuracy in the last epoch."""
+    pairs: int
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        """The last epoch's training accuracy (NaN when every label is a tie)."""
+        return self.accuracies[-1] if self.accuracies else float("nan")
+
+
+def train_preference_reward(
+    model: PreferenceReward,
+    data: PreferenceStore | PreferencePairs,
+    epochs: int = 50,
+    batch_size: int = 32,
+    lr: float = 3e-4,
+    weight_decay: float = 0.0,
+    bootstrap: bool = False,
+    random_shift: int | None = None,
+    seed: int | None = 0,
+) -> TrainingMetrics:
+    """Fits ``model``'s ensemble to labelled pairs with the Bradley-Terry loss.
+
+    :param data: a :class:`PreferenceStore` (all its pairs) or :class:`PreferencePairs`.
+    :param epochs: passes over the pairs (default 50).
+    :param batch_size: pairs per gradient step, per member (default 32).
+    :param lr: Adam learning rate (default 3e-4, B-Pref's).
+    :param weight_decay: Adam L2 penalty (default 0).
+    :param bootstrap: each member trains on its own resample with replacement of the
+        pairs (default False: each member on its own shuffle of all pairs, as B-Pref).
+    :param random_shift: augmentation: each training frame is translated by a random
+        whole number of pixels in [-random_shift, random_shift] along each axis, edges
+        repeated (DrQ's random shift); 0 turns it off. Default None: ``image_size // 16``
+        (2 pixels at 32, 4 at 64). On Push-v0 it raised held-out Spearman with progress
+        from about 0.5 to 0.65-0.75 (200 oracle pairs), by curbing overfitting.
+    :param seed: seeds the shuffles and resamples (default 0).
+    """
+    if isinstance(data, PreferenceStore):
+        data = data.load_all()
+    if not isinstance(data, PreferencePairs):
+        raise TypeError(f"data must be a PreferenceStore or PreferencePairs, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("no labelled pairs to train on")
+    if random_shift is None:
+        random_shift = model.image_size // 16
+    if not 0 <= random_shift < model.image_size // 2:
+        raise ValueError(f"random_shift must lie in [0, {model.image_size // 2}) pixels, got {random_shift}")
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, "
+                         f"{batch_size}, {lr}")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    device = model.device
+    count, steps = data.frames_a.shape[:2]
+
+    # Resize once up front, kept as uint8 (N, 2, T, 3, S, S): a quarter of float memory.
+    segments = torch.stack([_prepare_segments(model, frames) for frames in
+                            (data.frames_a, data.frames_b)], dim=1)
+    labels = torch.as_tensor(data.labels, dtype=torch.float32, device=device)
+    members = model.ensemble_size
+    samples = [rng.integers(0, count, count) if bootstrap else np.arange(count)
+               for _ in range(members)]
+
+    optimizer = torch.optim.Adam(model.network.parameters(), lr=lr, weight_decay=weight_decay)
+    model.network.train()
+    losses, accuracies, member_accuracies = [], [], [0.0] * members
+    try:
+        for _ in range(epochs):
+            orders = [torch.as_tensor(rng.permutation(sample), device=device) for sample in samples]
+            correct = np.zeros(members)
+            decided = np.zeros(members)
+            epoch_loss, batches = 0.0, 0
+            for start in range(0, count, batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                loss = torch.zeros((), device=device)
+                for index, member in enumerate(model.network.members):
+                    rows = orders[index][start:start + batch_size]
+                    images = segments[rows].flatten(0, 2)  # (b*2*T, 3, S, S)
+                    if random_shift:
+                        images = shift_images(images, random_shift, rng)
+                    images = normalise(images)
+                    returns = member(images).view(len(rows), 2, steps).sum(dim=2)
+                    target = labels[rows]
+                    loss = loss + bradley_terry_loss(returns[:, 0], returns[:, 1], target)
+                    with torch.no_grad():
+                        mask = target != 0.5
+                        predicted = returns[:, 0] > returns[:, 1]
+                        correct[index] += (predicted == (target > 0.5))[mask].sum().item()
+                        decided[index] += mask.sum().item()
+                loss.backward()
+                optimizer.step()
+                epoch_loss += loss.item()
+                batches += 1
+            losses.append(epoch_loss / batches)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                member_accuracies = list(correct / decided)
+            accuracies.append(float(np.mean(member_accuracies)))
+    finally:
+        model.network.eval()
+    return TrainingMetrics(losses=losses, accuracies=accuracies,
+                           member_accuracies=[float(a) for a in member_accuracies],
+                           pairs=count, seconds=time.perf_counter() - started)
+
+
+def _prepare_segments(model: PreferenceReward, frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N, T, H, W, 3) -> uint8 (N, T, 3, S, S) on the model's device."""
+    count, steps = frames.shape[:2]
+    flat = frames.reshape(count * steps, *frames.shape[2:])
+    chunks = [model.prepare(flat[start:start + model.batch_size])
+              for start in range(0, len(flat), model.batch_size)]
+    return torch.cat(chunks).view(count, steps, 3, model.image_size, model.image_size)
+
+
+def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
+                        hidden_size: int) -> None:
+    if not isinstance(ensemble_size, (int, np.integer)) or ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be an integer >= 1, got {ensemble_size!r}")
+    if not isinstance(image_size, (int, np.integer)) or image_size < 8:
+        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
+    if not channels or any(int(c) < 1 for c in channels):
+        raise ValueError(f"channels must be a non-empty list of positive integers, got {channels!r}")
+    if not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
+        raise ValueError(f"hidden_size must be an integer >= 1, got {hidden_size!r}")
+
+
+def _load_checkpoint(checkpoint: str | os.PathLike[str]) -> PreferenceReward:
+    """The module saved in ``checkpoint``, through ``rewards.serialization.load``, which
+    checks the file format and that the weights fit the saved architecture."""
+    from rewards.serialization import load
+
+    module = load(checkpoint)
+    if not isinstance(module, PreferenceReward):
+        raise ValueError(f"{checkpoint} holds a {module.name!r} reward module, not 'preference'")
+    return module
+
+
+def _autocast(device: torch.device) -> Any:
+    """fp16 autocast on CUDA (inference only); a no-op elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", enabled=False)
