@@ -1,0 +1,531 @@
+"""RAPL: a preference-aligned visual representation and an optimal-transport reward.
+
+After Tian et al., "What Matters to You? Towards Visual Representation Alignment for
+Robot Learning" (ICLR 2024). Two steps:
+
+1. **Align the representation.** An encoder ``phi`` (a small CNN on pixels) is
+   trained on ranked trajectory triplets ``(t+, t0, t-)`` (``t+`` preferred over
+   ``t0``, preferred over ``t-``). Trajectories are compared by optimal transport
+   between their embedded frames::
+
+       C_ij = 1 - cos(phi(a_i), phi(b_j)),    d(a, b) = sum_ij P_ij C_ij,
+
+   with ``P`` the entropic (Sinkhorn) plan under uniform marginals. The most
+   preferred trajectory is the anchor; it should be closer to the middle one than
+   to the worst::
+
+       p = exp(-d(t+, t0)) / (exp(-d(t+, t0)) + exp(-d(t+, t-))),
+       loss = -log p = softplus(d(t+, t0) - d(t+, t-)).
+
+   Gradients flow through the unrolled Sinkhorn iterations into ``phi``.
+
+2. **Reward by matching expert demonstrations.** For a rollout ``o_1..o_T`` and
+   each of K expert demonstrations, ``P*`` is the Sinkhorn plan between the
+   rollout's and the demonstration's embedded frames, and::
+
+       r_t = -scale * T * sum_j P*_tj C_tj.
+
+   Rows of ``P*`` sum to ``1 / T``, so ``T * P*_t.`` is a distribution over the
+   demonstration's frames and ``r_t`` is minus the expected cost of frame ``t``
+   under its transport: in ``[-2 * scale, 0]`` whatever the episode length. Of the
+   K demonstrations, the one whose rewards have the highest total (the closest in
+   transport distance) gives the rewards.
+
+The reward depends on the whole rollout (the plan couples its frames), so this
+module scores trajectories (:meth:`RaplReward.score_trajectory`), not batches of
+unrelated frames.
+
+Not done: initialising ``phi`` from the CLIP visual tower (``rewards.clip`` appeared
+while this module was written and its loader is not reused yet); the encoder always
+starts from random weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rewards.base import RewardModel, check_frames, check_tensors_match
+from rewards.device import get_device
+from rewards.optimal_transport import (
+    DEFAULT_EPSILON,
+    DEFAULT_ITERATIONS,
+    cosine_cost,
+    sinkhorn,
+)
+from rewards.registry import register
+
+_ENCODER_PREFIX = "encoder."
+_DEMO_KEY = re.compile(r"^demo\.(\d+)\.(frames|embeddings)$")
+
+
+class RaplEncoder(nn.Module):
+    """``phi``: pixels -> embedding.
+
+    A stack of 4x4 stride-2 convolutions with ReLU (each halves the image), then a
+    linear layer on the flattened feature map. Flattening, rather than pooling,
+    keeps *where* things are, which is what manipulation progress is about.
+
+    :param image_size: side of the square input images.
+    :param channels: output channels of each convolution.
+    :param embedding_dim: size of the embedding.
+    """
+
+    def __init__(self, image_size: int, channels: Sequence[int], embedding_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = 3
+        for width in channels:
+            layers += [nn.Conv2d(previous, width, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+            previous = width
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, 3, image_size, image_size)).numel()
+        self.head = nn.Linear(flat, embedding_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` normalised images -> ``(N, embedding_dim)``."""
+        return self.head(self.features(images).flatten(1))
+
+
+def frames_to_tensor(frames: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, S, S)`` in [-1, 1] on ``device``.
+
+    The uint8 frames travel to the device first (4x less to copy), then are resized
+    there (bilinear with antialiasing; non-square frames are squashed, which is
+    harmless for an encoder that learns from such frames) and mapped
+    ``x -> x / 127.5 - 1``.
+    """
+    images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
+    if images.shape[-2:] != (image_size, image_size):
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
+                               antialias=True, align_corners=False)
+    return images / 127.5 - 1.0
+
+
+def triplet_loss(distance_to_middle: torch.Tensor, distance_to_worst: torch.Tensor) -> torch.Tensor:
+    """``-log p`` per triplet, with ``p = exp(-d(t+, t0)) / (exp(-d(t+, t0)) + exp(-d(t+, t-)))``.
+
+    Equal to ``softplus(d(t+, t0) - d(t+, t-))``, which is how it is computed (stable
+    for any distances).
+    """
+    return F.softplus(distance_to_middle - distance_to_worst)
+
+
+def pad_embeddings(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacks ``(T_k, D)`` embeddings into ``(K, T_max, D)`` (zero padding) and the
+    marginal weights ``(K, T_max)``: ``1 / T_k`` on real frames, 0 on padding."""
+    longest = max(len(sequence) for sequence in sequences)
+    first = sequences[0]
+    padded = first.new_zeros(len(sequences), longest, first.shape[-1])
+    weights = first.new_zeros(len(sequences), longest)
+    for index, sequence in enumerate(sequences):
+        padded[index, : len(sequence)] = sequence
+        weights[index, : len(sequence)] = 1.0 / len(sequence)
+    return padded, weights
+
+
+@register("rapl")
+class RaplReward(RewardModel):
+    """Optimal-transport reward against expert demonstrations in a learned embedding.
+
+    See the module docstring for the maths. Train the encoder with
+    :func:`train_rapl`, give demonstrations (``demos=`` or
+    :meth:`set_demonstrations`), then score episodes with :meth:`score_trajectory`.
+    :func:`rewards.save` stores the encoder weights and the demonstrations (frames
+    and embeddings), so a loaded module gives exactly the same rewards.
+
+    :param encoder_channels: output channels of the encoder's stride-2 convolutions
+        (default ``(16, 32, 64)``).
+    :param embedding_dim: size of the embedding ``phi(o)`` (default 64).
+    :param image_size: frames are resized to ``image_size`` x ``image_size`` before
+        encoding (default 64).
+    :param epsilon: Sinkhorn entropy weight, in cosine-cost units (default 0.05).
+    :param sinkhorn_iterations: Sinkhorn iterations, for training and rewards
+        (default 100).
+    :param scale: multiplies the rewards; with 1, ``r_t`` lies in [-2, 0]
+        (default 1.0).
+    :param demos: expert demonstrations, each uint8 ``(T, H, W, 3)``; default none
+        (give them later with :meth:`set_demonstrations`, or load a saved module).
+    :param encode_batch_size: frames per encoder call when scoring (bounds memory;
+        does not change results) (default 256).
+    :param device: torch device (see :func:`rewards.device.get_device`); default
+        CUDA when available.
+    """
+
+    needs_trajectory = True
+
+    def __init__(
+        self,
+        encoder_channels: Sequence[int] = (16, 32, 64),
+        embedding_dim: int = 64,
+        image_size: int = 64,
+        epsilon: float = DEFAULT_EPSILON,
+        sinkhorn_iterations: int = DEFAULT_ITERATIONS,
+        scale: float = 1.0,
+        demos: Sequence[np.ndarray] | None = None,
+        encode_batch_size: int = 256,
+        device: str | None = None,
+    ) -> None:
+        channels = [int(width) for width in encoder_channels]
+        if not channels or min(channels) < 1:
+            raise ValueError(f"encoder_channels must be a non-empty list of positive ints, "
+                             f"got {encoder_channels!r}")
+        for name, value in (("embedding_dim", embedding_dim), ("image_size", image_size),
+                            ("sinkhorn_iterations", sinkhorn_iterations),
+                            ("encode_batch_size", encode_batch_size)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if image_size < 2 ** len(channels):
+            raise ValueError(f"image_size {image_size} is too small for {len(channels)} "
+                             f"stride-2 convolutions; use at least {2 ** len(channels)}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon}")
+        self.encoder_channels = channels
+        self.embedding_dim = int(embedding_dim)
+        self.image_size = int(image_size)
+        self.epsilon = float(epsilon)
+        self.sinkhorn_iterations = int(sinkhorn_iterations)
+        self.scale = float(scale)
+        self.encode_batch_size = int(encode_batch_size)
+        self.device = get_device(device)
+        self.encoder = RaplEncoder(self.image_size, channels, self.embedding_dim).to(self.device)
+        self.encoder.eval()
+        self._demo_frames: list[torch.Tensor] = []
+        self._demo_embeddings: list[torch.Tensor] = []
+        if demos is not None:
+            self.set_demonstrations(demos)
+
+    # -- embedding -------------------------------------------------------------------
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """``phi`` of uint8 ``(N, H, W, 3)`` frames, with gradients: ``(N, D)``."""
+        return self.encoder(frames_to_tensor(frames, self.image_size, self.device))
+
+    @torch.no_grad()
+    def embed(self, frames: np.ndarray) -> torch.Tensor:
+        """``phi`` of uint8 ``(N, H, W, 3)`` frames for scoring (no gradients, in
+        chunks of ``encode_batch_size``): float32 ``(N, D)`` on the module's device."""
+        frames = check_frames(frames)
+        chunks = [self.encode(frames[start:start + self.encode_batch_size])
+                  for start in range(0, len(frames), self.encode_batch_size)]
+        return torch.cat(chunks).float()
+
+    # -- demonstrations --------------------------------------------------------------
+
+    def set_demonstrations(self, demos: Sequence[np.ndarray]) -> None:
+        """Replaces the expert demonstrations: a list of uint8 ``(T, H, W, 3)``
+        episodes (lengths and sizes may differ). Their embeddings are computed now."""
+        if isinstance(demos, np.ndarray) and demos.ndim == 4:
+            raise ValueError("demos must be a list of episodes, each (T, H, W, 3); got one "
+                             "array of frames: wrap it in a list for a single demonstration")
+        demos = list(demos)
+        if not demos:
+            raise ValueError("demos must hold at least one demonstration")
+        checked = []
+        for index, demo in enumerate(demos):
+            try:
+                checked.append(check_frames(demo))
+            except ValueError as error:
+                raise ValueError(f"demonstration {index}: {error}") from None
+            if len(checked[-1]) == 0:
+                raise ValueError(f"demonstration {index} has no frames")
+        self._demo_frames = [torch.from_numpy(demo.copy()) for demo in checked]
+        self.refresh_demo_embeddings()
+
+    def refresh_demo_embeddings(self) -> None:
+        """Recomputes the demonstrations' embeddings (after the encoder changed)."""
+        self._demo_embeddings = [self.embed(frames.numpy()) for frames in self._demo_frames]
+
+    @property
+    def demonstrations(self) -> list[np.ndarray]:
+        """The stored demonstrations, uint8 ``(T, H, W, 3)`` each (copies)."""
+        return [frames.numpy().copy() for frames in self._demo_frames]
+
+    # -- rewards ---------------------------------------------------------------------
+
+    def score_trajectory(
+        self, frames: np.ndarray, instruction: str = "", env_rewards: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Rewards of one episode's frames ``(T, H, W, 3)``: float32 ``(T,)``.
+
+        ``r_t = -scale * T * sum_j P*_tj C_tj`` against the demonstration with the
+        highest total reward. ``instruction`` and ``env_rewards`` are not used (the
+        demonstrations define the task).
+        """
+        return self.score_against_demonstrations(frames)[0]
+
+    def score_against_demonstrations(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards against every demonstration.
+
+        :return: ``(rewards, totals)``: ``rewards`` float32 ``(T,)`` from the best
+            demonstration, and ``totals`` float32 ``(K,)``, the total reward against
+            each demonstration (the best is ``argmax(totals)``).
+        """
+        if not self._demo_embeddings:
+            raise RuntimeError("the RAPL reward has no expert demonstrations: pass demos=[...] "
+                               "to the constructor or call set_demonstrations([...]) first")
+        frames = check_frames(frames)
+        if len(frames) == 0:
+            raise ValueError("cannot score an empty trajectory")
+        rollout = self.embed(frames)
+        demos, weights = pad_embeddings(self._demo_embeddings)
+        with torch.no_grad():
+            cost = cosine_cost(rollout.unsqueeze(0), demos)  # (K, T, T_max)
+            plan, _ = sinkhorn(cost, target_weights=weights, epsilon=self.epsilon,
+                               iterations=self.sinkhorn_iterations)
+            rewards = -self.scale * len(frames) * (plan * cost).sum(dim=-1)  # (K, T)
+            totals = rewards.sum(dim=-1)
+            best = int(torch.argmax(totals))
+        return (rewards[best].cpu().numpy().astype(np.float32),
+                totals.cpu().numpy().astype(np.float32))
+
+    def _score(self, frames, instructions, env_rewards):  # noqa: D102 - see base
+        raise RuntimeError(
+            "the 'rapl' reward scores whole trajectories (optimal transport of an episode "
+            "against expert demonstrations), not batches of single frames: call "
+            "score_trajectory(frames (T, H, W, 3), instruction) once per episode"
+        )
+
+    # -- saving ----------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "encoder_channels": list(self.encoder_channels),
+            "embedding_dim": self.embedding_dim,
+            "image_size": self.image_size,
+            "epsilon": self.epsilon,
+            "sinkhorn_iterations": self.sinkhorn_iterations,
+            "scale": self.scale,
+            "encode_batch_size": self.encode_batch_size,
+        }
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Encoder weights (``encoder.*``) and, per demonstration k, its frames
+        (``demo.k.frames``, uint8) and embeddings (``demo.k.embeddings``): storing the
+        embeddings makes a loaded module's rewards exactly the saved one's."""
+        result = {f"{_ENCODER_PREFIX}{key}": value
+                  for key, value in self.encoder.state_dict().items()}
+        for index, (frames, embeddings) in enumerate(zip(self._demo_frames,
+                                                         self._demo_embeddings)):
+            result[f"demo.{index}.frames"] = frames
+            result[f"demo.{index}.embeddings"] = embeddings
+        return result
+
+    def load_tensors(self, tensors: dict[str, Any]) -> None:
+        """Restores the encoder (names and shapes must match this architecture) and
+        the demonstrations (any number, any lengths)."""
+        demo_parts: dict[int, dict[str, torch.Tensor]] = {}
+        others = {}
+        for key, value in tensors.items():
+            match = _DEMO_KEY.match(key)
+            if match:
+                demo_parts.setdefault(int(match.group(1)), {})[match.group(2)] = value
+            else:
+                others[key] = value
+        expected = {f"{_ENCODER_PREFIX}{key}": value
+                    for key, value in self.encoder.state_dict().items()}
+        check_tensors_match(expected, others, type(self).__name__)
+        frames, embeddings = self._check_demo_tensors(demo_parts)
+        for key, value in others.items():
+            expected[key].copy_(value)
+        self._demo_frames = frames
+        self._demo_embeddings = embeddings
+
+    def _check_demo_tensors(
+        self, parts: dict[int, dict[str, torch.Tensor]]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if sorted(parts) != list(range(len(parts))):
+            raise ValueError(f"saved demonstrations are numbered {sorted(parts)}, "
+                             f"expected 0..{len(parts) - 1}")
+        frames, embeddings = [], []
+        for index in range(len(parts)):
+            part = parts[index]
+            if set(part) != {"frames", "embeddings"}:
+                raise ValueError(f"saved demonstration {index} lacks its "
+                                 f"{sorted({'frames', 'embeddings'} - set(part))}")
+            demo, embedded = part["frames"], part["embeddings"]
+            if demo.dtype != torch.uint8 or demo.ndim != 4 or demo.shape[-1] != 3:
+                raise ValueError(f"saved demonstration {index} frames must be uint8 "
+                                 f"(T, H, W, 3), got {demo.dtype} {tuple(demo.shape)}")
+            if tuple(embedded.shape) != (len(demo), self.embedding_dim):
+                raise ValueError(
+                    f"saved demonstration {index} embeddings have shape "
+                    f"{tuple(embedded.shape)}, expected ({len(demo)}, {self.embedding_dim}): "
+                    "the file was made for another architecture"
+                )
+            frames.append(demo.cpu().contiguous())
+            embeddings.append(embedded.to(self.device, torch.float32))
+        return frames, embeddings
+
+
+# -- training ------------------------------------------------------------------------
+
+
+Triplet = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Ranked trajectories ``(t+, t0, t-)``: best, middle, worst; uint8 ``(T, H, W, 3)`` each."""
+
+
+@dataclasses.dataclass
+class RaplTrainingMetrics:
+    """Per-epoch means over the training triplets (and validation, when given).
+
+    ``accuracy`` is the fraction of triplets with ``d(t+, t0) < d(t+, t-)``.
+    """
+
+    loss: list[float] = dataclasses.field(default_factory=list)
+    accuracy: list[float] = dataclasses.field(default_factory=list)
+    validation_loss: list[float] = dataclasses.field(default_factory=list)
+    validation_accuracy: list[float] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return dataclasses.asdict(self)
+
+
+def triplet_distances(
+    model: RaplReward, triplets: Sequence[Triplet], frame_stride: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d(t+, t0), d(t+, t-))`` for each triplet, differentiable in the encoder.
+
+    All frames go through the encoder in one call; trajectories of different
+    lengths are zero-padded and given zero transport mass.
+    """
+    episodes = [episode[::frame_stride] for triplet in triplets for episode in triplet]
+    lengths = [len(episode) for episode in episodes]
+    if len({episode.shape[1:] for episode in episodes}) == 1:
+        embedded = model.encode(np.concatenate(episodes)).float()
+    else:  # frames of different sizes cannot share one array
+        embedded = torch.cat([model.encode(episode) for episode in episodes]).float()
+    per_episode = list(torch.split(embedded, lengths))
+    best, best_weights = pad_embeddings(per_episode[0::3])
+    middle, middle_weights = pad_embeddings(per_episode[1::3])
+    worst, worst_weights = pad_embeddings(per_episode[2::3])
+    options = {"epsilon": model.epsilon, "iterations": model.sinkhorn_iterations}
+    _, to_middle = sinkhorn(cosine_cost(best, middle), best_weights, middle_weights, **options)
+    _, to_worst = sinkhorn(cosine_cost(best, worst), best_weights, worst_weights, **options)
+    return to_middle, to_worst
+
+
+def train_rapl(
+    model: RaplReward,
+    triplets: Sequence[Triplet],
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    weight_decay: float = 0.0,
+    frame_stride: int = 1,
+    validation: Sequence[Triplet] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """Aligns ``model``'s encoder with ranked triplets (Adam on the RAPL loss).
+
+    :param model: the module whose encoder is trained in place; its Sinkhorn
+        settings (``epsilon``, ``sinkhorn_iterations``) define the distances.
+    :param triplets: ranked ``(t+, t0, t-)`` trajectories, uint8 ``(T, H, W, 3)``
+        each (lengths may differ).
+    :param epochs: passes over the triplets (default 50).
+    :param lr: Adam learning rate (default 1e-3).
+    :param batch_size: triplets per gradient step (default 8).
+    :param weight_decay: Adam weight decay (default 0).
+    :param frame_stride: use every ``frame_stride``-th frame of each trajectory
+        while training (faster; the reward still uses every frame) (default 1).
+    :param validation: held-out triplets, measured after every epoch (default none).
+    :param checkpoint: folder to :func:`rewards.save` the module to after every
+        epoch (atomic, so a killed run keeps the last finished epoch) (default none).
+    :param seed: seeds the order of the triplets (default 0).
+    :param log: called with one line per epoch (default silent).
+    :return: per-epoch ``loss``, ``accuracy`` and, with ``validation``,
+        ``validation_loss`` and ``validation_accuracy``
+        (see :class:`RaplTrainingMetrics`).
+    """
+    triplets = _check_triplets(triplets, "triplets")
+    validation = _check_triplets(validation, "validation") if validation is not None else None
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("frame_stride", frame_stride)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=lr, weight_decay=weight_decay)
+    metrics = RaplTrainingMetrics()
+    try:
+        for epoch in range(int(epochs)):
+            model.encoder.train()
+            losses, correct = [], []
+            order = rng.permutation(len(triplets))
+            for start in range(0, len(order), batch_size):
+                batch = [triplets[i] for i in order[start:start + batch_size]]
+                to_middle, to_worst = triplet_distances(model, batch, frame_stride)
+                loss = triplet_loss(to_middle, to_worst)
+                optimizer.zero_grad()
+                loss.mean().backward()
+                optimizer.step()
+                losses += loss.detach().cpu().tolist()
+                correct += (to_middle < to_worst).cpu().tolist()
+            metrics.loss.append(float(np.mean(losses)))
+            metrics.accuracy.append(float(np.mean(correct)))
+            model.encoder.eval()
+            if validation is not None:
+                loss, accuracy = evaluate_triplets(model, validation, batch_size, frame_stride)
+                metrics.validation_loss.append(loss)
+                metrics.validation_accuracy.append(accuracy)
+            if checkpoint is not None:
+                from rewards.serialization import save
+
+                model.refresh_demo_embeddings()
+                save(model, checkpoint)
+            if log is not None:
+                line = (f"epoch {epoch + 1}/{epochs}: loss {metrics.loss[-1]:.4f} "
+                        f"accuracy {metrics.accuracy[-1]:.3f}")
+                if validation is not None:
+                    line += (f" validation loss {metrics.validation_loss[-1]:.4f} "
+                             f"accuracy {metrics.validation_accuracy[-1]:.3f}")
+                log(line)
+    finally:
+        # The demonstrations must be embedded by the encoder that now scores rollouts.
+        model.encoder.eval()
+        model.refresh_demo_embeddings()
+    return metrics.as_dict()
+
+
+@torch.no_grad()
+def evaluate_triplets(
+    model: RaplReward, triplets: Sequence[Triplet], batch_size: int = 8, frame_stride: int = 1
+) -> tuple[float, float]:
+    """Mean RAPL loss and accuracy (``d(t+, t0) < d(t+, t-)``) over ``triplets``."""
+    triplets = _check_triplets(triplets, "triplets")
+    losses, correct = [], []
+    for start in range(0, len(triplets), batch_size):
+        to_middle, to_worst = triplet_distances(model, triplets[start:start + batch_size],
+                                                frame_stride)
+        losses += triplet_loss(to_middle, to_worst).cpu().tolist()
+        correct += (to_middle < to_worst).cpu().tolist()
+    return float(np.mean(losses)), float(np.mean(correct))
+
+
+def _check_triplets(triplets: Sequence[Any], name: str) -> list[Triplet]:
+    """Each item must be three uint8 ``(T, H, W, 3)`` trajectories with T >= 1."""
+    checked = []
+    for index, triplet in enumerate(triplets):
+        if len(triplet) != 3:
+            raise ValueError(f"{name}[{index}] must be (t+, t0, t-): three trajectories, "
+                             f"got {len(triplet)}")
+        try:
+            episodes = tuple(check_frames(episode) for episode in triplet)
+        except ValueError as error:
+            raise ValueError(f"{name}[{index}]: {error}") from None
+        if min(len(episode) for episode in episodes) == 0:
+            raise ValueError(f"{name}[{index}] has an empty trajectory")
+        checked.append(episodes)
+    if not checked:
+        raise ValueError(f"{name} is empty: give at least one ranked triplet")
+    return checked
