@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from rewards.durable import atomic_write, fsync_folder
+
 FORMAT = "vmalign-preferences"
 VERSION = 1
 HEADER_FILE = "store.json"
@@ -170,11 +172,11 @@ class PreferenceStore:
             self._check_or_write_header(tuple(frames_a.shape[1:]))
             first = len(self._records)
             batch = f"pairs-{first:08d}.npz"
-            _atomic_write(
+            atomic_write(
                 self.folder / BATCH_FOLDER / batch,
                 lambda handle: np.savez_compressed(handle, frames_a=frames_a, frames_b=frames_b),
             )
-            _fsync_folder(self.folder / BATCH_FOLDER)
+            fsync_folder(self.folder / BATCH_FOLDER)
             lines = [
                 {
                     "pair": first + row,
@@ -192,7 +194,7 @@ class PreferenceStore:
             index.write(text.encode())
             index.flush()
             os.fsync(index.fileno())
-            _fsync_folder(self.folder)
+            fsync_folder(self.folder)
             self._read_new_records()
         return np.arange(first, first + count, dtype=np.int64)
 
@@ -260,8 +262,8 @@ class PreferenceStore:
         if self._frame_shape is None:
             text = json.dumps({"format": FORMAT, "version": VERSION,
                                "frame_shape": list(frame_shape)}, indent=2)
-            _atomic_write(self.folder / HEADER_FILE, lambda handle: handle.write(text.encode()))
-            _fsync_folder(self.folder)
+            atomic_write(self.folder / HEADER_FILE, lambda handle: handle.write(text.encode()))
+            fsync_folder(self.folder)
             self._frame_shape = frame_shape
         elif tuple(self._frame_shape) != frame_shape:
             raise ValueError(f"this store holds segments of shape (T, H, W, 3) = "
@@ -311,31 +313,3 @@ class PreferenceStore:
         keep = data.rfind(b"\n") + 1
         os.ftruncate(index.fileno(), keep)
         os.fsync(index.fileno())
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    """Writes ``target`` through ``write(binary_handle)``: temporary name, fsync, rename."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Makes renames and new files in ``folder`` durable (a no-op where unsupported)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

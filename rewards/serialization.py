@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rewards.base import RewardModel
+from rewards.durable import atomic_write, fsync_folder
 from rewards.registry import get
 
 FORMAT = "vmalign-reward"
@@ -28,17 +29,19 @@ WEIGHTS_FILE = "weights.safetensors"
 
 def save(module: RewardModel, path: str | os.PathLike[str]) -> Path:
     """Writes ``module`` to the folder ``path`` (created if needed); returns it."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as tensors_to_bytes
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().cpu().contiguous() for key, value in module.tensors().items()}
     if tensors:
-        _atomic_write(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        data = tensors_to_bytes(tensors)
+        atomic_write(folder / WEIGHTS_FILE, lambda handle: handle.write(data))
     header = {"format": FORMAT, "version": VERSION, "module": module.name,
               "config": module.config()}
     text = json.dumps(header, indent=2, sort_keys=True)
-    _atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
+    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text.encode()))
+    fsync_folder(folder)
     return folder
 
 
@@ -75,16 +78,3 @@ def load(path: str | os.PathLike[str], **overrides: Any) -> RewardModel:
             raise ValueError(f"{weights} is corrupt or truncated: {error}") from error
         module.load_tensors(tensors)
     return module
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    """Writes through ``write(tmp_path)`` and renames onto ``target`` after an fsync."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

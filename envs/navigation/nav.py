@@ -305,7 +305,8 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
     def _sample_names(self, count: int) -> list[tuple[str, str]]:
         """``count`` distinct (shape, colour) pairs: an instruction names one object."""
         pairs = [(shape, color) for shape in scene.SHAPES for color in COLORS]
-        picks = self.np_random.choice(len(pairs), size=count, replace=False)
+        rng = self.np_random
+        picks = rng.choice(len(pairs), size=count, replace=False)
         return [pairs[i] for i in picks]
 
     def _drive(self, forward: float, turn: float) -> None:
