@@ -118,10 +118,54 @@ def train_preference(
     return model, summary
 
 
+def train_rapl_from_returns(
+    episodes: list[Episode],
+    out: Path,
+    triplets: int = 150,
+    demos: int = 10,
+    epochs: int = 20,
+    seed: int = 0,
+    model_kwargs: dict[str, Any] | None = None,
+    log: Any = print,
+) -> tuple[Any, dict[str, Any]]:
+    """Trains a RAPL module on ``triplets`` ranked triplets of whole episodes.
+
+    Each triplet is three distinct episodes ranked best, middle, worst by their
+    ground-truth return (the oracle teacher); the reward compares rollouts with
+    ``demos`` expert episodes. The module is saved to ``OUT/reward`` after every
+    epoch, so a killed run keeps its last finished epoch.
+    """
+    import rewards
+    from rewards.rapl import train_rapl
+
+    experts = [e for e in episodes if e.policy == "expert"]
+    if not experts:
+        raise ValueError("RAPL needs expert demonstrations: include 'expert' in --policies")
+    if len(episodes) < 3:
+        raise ValueError(f"need at least 3 episodes to rank triplets, got {len(episodes)}")
+    rng = np.random.default_rng(seed)
+    ranked = []
+    for _ in range(triplets):
+        chosen = rng.choice(len(episodes), size=3, replace=False)
+        best, middle, worst = sorted(chosen, key=lambda i: -episodes[i].env_rewards.sum())
+        ranked.append((episodes[best].frames, episodes[middle].frames, episodes[worst].frames))
+    model = rewards.make("rapl", **(model_kwargs or {}))
+    model.set_demonstrations([e.frames for e in experts[:demos]])
+    metrics = train_rapl(model, ranked, epochs=epochs, seed=seed, checkpoint=out / "reward",
+                         log=lambda line: log(f"  {line}"))
+    summary = {"triplets": triplets, "demos": min(demos, len(experts)), "epochs": epochs,
+               "teacher_ranking": "ground-truth return",
+               "final_training_accuracy": metrics["accuracy"][-1] if metrics["accuracy"] else None}
+    return model, summary
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment id, e.g. vmalign/Push-v0")
-    parser.add_argument("--reward", default="preference", choices=["preference"],
+    parser.add_argument("--reward", default="preference", choices=["preference", "rapl"],
                         help="the learned module to train")
+    parser.add_argument("--triplets", type=int, default=150,
+                        help="rapl: ranked triplets of episodes (ranked by ground-truth return)")
+    parser.add_argument("--demos", type=int, default=10, help="rapl: expert demonstrations kept")
     parser.add_argument("--teacher", default="oracle",
                         help="oracle, stochastic, myopic, skip, equal, mistake, or clip")
     parser.add_argument("--teacher-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -158,12 +202,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"vmalign reward-train: writing to {out}")
     episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
                                 render_size=args.render_size)
-    teacher = make_teacher(args.teacher, teacher_params, episodes, args.segment, args.seed)
-    model, summary = train_preference(
-        episodes, teacher, out, pairs=args.pairs, query_batch=args.query_batch,
-        pool_factor=args.pool_factor, query=args.query, segment=args.segment,
-        epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs,
-    )
+    if args.reward == "rapl":
+        if args.teacher != "oracle":
+            raise ValueError("--reward rapl ranks triplets by ground-truth return: only "
+                             "--teacher oracle is supported for it")
+        model, summary = train_rapl_from_returns(
+            episodes, out, triplets=args.triplets, demos=args.demos, epochs=args.epochs,
+            seed=args.seed, model_kwargs=model_kwargs,
+        )
+    else:
+        teacher = make_teacher(args.teacher, teacher_params, episodes, args.segment, args.seed)
+        model, summary = train_preference(
+            episodes, teacher, out, pairs=args.pairs, query_batch=args.query_batch,
+            pool_factor=args.pool_factor, query=args.query, segment=args.segment,
+            epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs,
+        )
     rewards.save(model, out / "reward")
     held_out = collect_episodes(args.env, args.policies, args.eval_episodes,
                                 seed=args.seed + HELD_OUT_SEED_OFFSET,
@@ -175,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     plot_report(held_out, scored, f"{model.name} ({args.teacher}) on {args.env}, held out",
                 out / "report.png")
-    print(f"vmalign reward-train: {summary['labels_stored']} labels; held-out step Spearman "
+    print(f"vmalign reward-train: {model.name}; held-out step Spearman "
           f"with progress {report['step_spearman_progress']:.3f}, preference accuracy "
           f"{report['preference_accuracy']:.3f}; module saved to {out / 'reward'}")
     return 0

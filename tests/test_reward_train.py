@@ -38,3 +38,26 @@ def test_reward_train_rejects_unknown_teacher(tmp_path, capsys):
                  "--render-size", "32", "--out", str(tmp_path / "bad")])
     assert code == 2
     assert "unknown teacher 'genius'" in capsys.readouterr().err
+
+
+def test_reward_train_rapl_end_to_end(tmp_path):
+    out = tmp_path / "rapl"
+    code = main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
+                 "--triplets", "4", "--demos", "1", "--policies", "expert", "random",
+                 "--episodes", "2", "--eval-episodes", "1", "--epochs", "1",
+                 "--render-size", "32", "--reward-arg", "image_size=32", "--out", str(out)])
+    assert code == 0
+    module = rewards.load(out / "reward")
+    assert module.name == "rapl" and len(module.demonstrations) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["triplets"] == 4 and report["episodes"] == 2
+    rewards_ = module.score_trajectory(np.zeros((5, 32, 32, 3), np.uint8), "x")
+    assert rewards_.shape == (5,)
+
+
+def test_reward_train_rapl_needs_experts(tmp_path, capsys):
+    code = main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
+                 "--policies", "random", "--episodes", "3", "--render-size", "32",
+                 "--out", str(tmp_path / "no-experts")])
+    assert code == 2
+    assert "expert demonstrations" in capsys.readouterr().err
