@@ -95,3 +95,39 @@ class CameraView:
     def close(self) -> None:
         """Frees the GL context; the view cannot render afterwards."""
         self._renderer.close()
+
+
+class EnvViews:
+    """The two views a MuJoCo environment renders.
+
+    The policy's observation (``obs_size`` from ``camera``) and the larger
+    reward-model view of ``render()`` (``render_size`` from ``render_camera``),
+    whose GL context is made on first use, so envs that never render pay nothing.
+    """
+
+    def __init__(
+        self, model: mujoco.MjModel, obs_size: int, camera: str, render_size: int,
+        render_camera: str,
+    ) -> None:
+        self._model = model
+        self._render_size = render_size
+        self._render_camera = render_camera
+        self.observation_view = CameraView(model, obs_size, camera)
+        self._render_view: CameraView | None = None
+
+    def observe(self, data: mujoco.MjData) -> np.ndarray:
+        """A fresh observation frame."""
+        return self.observation_view.render(data)
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        """A fresh reward-model frame."""
+        if self._render_view is None:
+            self._render_view = CameraView(self._model, self._render_size, self._render_camera)
+        return self._render_view.render(data)
+
+    def close(self) -> None:
+        """Frees both GL contexts."""
+        for view in (self.observation_view, self._render_view):
+            if view is not None:
+                view.close()
+        self._render_view = None

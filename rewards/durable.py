@@ -6,6 +6,7 @@ its final name, so readers see the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,3 +39,21 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def read_json_header(path: Path, file_format: str, version: int, what: str) -> dict:
+    """Reads a JSON file tagged ``{"format": file_format, "version": version, ...}``.
+
+    Raises ``ValueError`` saying which when the file is corrupt or truncated, is not
+    ``what``, or has another format version.
+    """
+    try:
+        header = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt or truncated: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != file_format:
+        raise ValueError(f"{path} is not {what}")
+    if header.get("version") != version:
+        raise ValueError(f"{path} has format version {header.get('version')!r}; "
+                         f"this vmalign reads version {version}")
+    return header

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.durable import atomic_write, fsync_folder
+from rewards.durable import atomic_write, fsync_folder, read_json_header
 
 FORMAT = "vmalign-preferences"
 VERSION = 1
@@ -245,15 +245,7 @@ class PreferenceStore:
         path = self.folder / HEADER_FILE
         if not path.exists():
             return None
-        try:
-            header = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is corrupt: {error}") from error
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a vmalign preference store header")
-        if header.get("version") != VERSION:
-            raise ValueError(f"{path} has version {header.get('version')!r}; this vmalign "
-                             f"reads version {VERSION}")
+        header = read_json_header(path, FORMAT, VERSION, "a vmalign preference store header")
         return tuple(header["frame_shape"])
 
     def _check_or_write_header(self, frame_shape: tuple[int, ...]) -> None:

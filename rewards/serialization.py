@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rewards.base import RewardModel
-from rewards.durable import atomic_write, fsync_folder
+from rewards.durable import atomic_write, fsync_folder, read_json_header
 from rewards.registry import get
 
 FORMAT = "vmalign-reward"
@@ -58,15 +58,7 @@ def load(path: str | os.PathLike[str], **overrides: Any) -> RewardModel:
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: {folder} is not a saved reward module")
-    try:
-        header = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path} is corrupt or truncated: {error}") from error
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{config_path} is not a vmalign reward module config")
-    if header.get("version") != VERSION:
-        raise ValueError(f"{config_path} has format version {header.get('version')!r}; "
-                         f"this vmalign reads version {VERSION}")
+    header = read_json_header(config_path, FORMAT, VERSION, "a vmalign reward module config")
     module = get(header["module"])(**{**header.get("config", {}), **overrides})
     weights = folder / WEIGHTS_FILE
     if module.tensors():

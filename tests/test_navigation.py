@@ -91,7 +91,7 @@ def test_same_seed_same_actions_same_frames_and_rewards(env_id, kwargs):
 
 def test_scenes_are_generated_per_reset():
     env = gym.make("vmalign/Maze-v0").unwrapped
-    model, view = env.model, env._obs_view
+    model, view = env.model, env._views.observation_view
     walls, floors, instructions = set(), set(), set()
     for seed in range(8):
         env.reset(seed=seed)
@@ -101,7 +101,7 @@ def test_scenes_are_generated_per_reset():
         instructions.add(env.instruction)
     assert len(walls) == 8 and len(floors) == 8 and len(instructions) > 4
     # One compiled model and one GL context for every episode.
-    assert env.model is model and env._obs_view is view
+    assert env.model is model and env._views.observation_view is view
 
 
 def test_fixed_textures_when_not_randomized():

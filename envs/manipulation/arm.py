@@ -31,7 +31,7 @@ from envs.checks import (
 )
 from envs.colors import COLORS
 
-from envs.rendering import CameraView
+from envs.rendering import EnvViews
 
 FRAME_SKIP = 10
 """Physics steps (of 2 ms) per environment step: control at 50 Hz."""
@@ -163,8 +163,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(
             0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
         )
-        self._obs_view = CameraView(self.model, self.obs_size, camera)
-        self._render_view: CameraView | None = None
+        self._views = EnvViews(self.model, self.obs_size, camera, self.render_size,
+                               self.render_camera)
         self.instruction = ""
         self._status: TaskStatus | None = None
 
@@ -247,15 +247,10 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         """The reward-model view: ``render_size`` square from ``render_camera``."""
         if self.render_mode != "rgb_array":
             return None
-        if self._render_view is None:
-            self._render_view = CameraView(self.model, self.render_size, self.render_camera)
-        return self._render_view.render(self.data)
+        return self._views.render(self.data)
 
     def close(self) -> None:
-        for view in (self._obs_view, self._render_view):
-            if view is not None:
-                view.close()
-        self._render_view = None
+        self._views.close()
 
     # --------------------------------------------------------- internals
     def _apply_action(self, action: np.ndarray) -> None:
@@ -268,7 +263,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
             data.ctrl[self._gripper] = FINGER_OPEN * (1.0 - action[3]) / 2.0
 
     def _observe(self) -> np.ndarray:
-        return self._obs_view.render(self.data)
+        return self._views.observe(self.data)
 
     def _info(self) -> dict[str, Any]:
         assert self._status is not None

@@ -35,7 +35,7 @@ from envs.progress import progress_toward
 from envs.navigation import layout as grid
 from envs.navigation import scene
 from envs.navigation.layout import Layout
-from envs.rendering import CameraView
+from envs.rendering import EnvViews
 
 SUBSTEPS = 10
 """Physics steps (of 10 ms) per environment step: control at 10 Hz."""
@@ -173,8 +173,8 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         self.observation_space = spaces.Box(
             0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
         )
-        self._obs_view = CameraView(self.model, self.obs_size, camera)
-        self._render_view: CameraView | None = None
+        self._views = EnvViews(self.model, self.obs_size, camera, self.render_size,
+                               self.render_camera)
 
         self.instruction = ""
         self.layout: Layout | None = None
@@ -258,15 +258,10 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         """The reward-model view: ``render_size`` square from ``render_camera``."""
         if self.render_mode != "rgb_array":
             return None
-        if self._render_view is None:
-            self._render_view = CameraView(self.model, self.render_size, self.render_camera)
-        return self._render_view.render(self.data)
+        return self._views.render(self.data)
 
     def close(self) -> None:
-        for view in (self._obs_view, self._render_view):
-            if view is not None:
-                view.close()
-        self._render_view = None
+        self._views.close()
 
     # -------------------------------------------------------------- the scene
     def _build_scene(self, layout: Layout, cells: list[tuple[int, int]]) -> None:
@@ -323,7 +318,7 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             mujoco.mj_step(model, data)
 
     def _observe(self) -> np.ndarray:
-        return self._obs_view.render(self.data)
+        return self._views.observe(self.data)
 
     def _info(self) -> dict[str, Any]:
         return {
