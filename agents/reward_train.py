@@ -118,6 +118,49 @@ def train_preference(
     return model, summary
 
 
+def rank_triplets(episodes: list[Episode], count: int, seed: int) -> list[tuple[int, int, int]]:
+    """``count`` triplets of distinct episode indices ``(best, middle, worst)``, ranked
+    by ground-truth return (the oracle teacher's ranking)."""
+    if len(episodes) < 3:
+        raise ValueError(f"need at least 3 episodes to rank triplets, got {len(episodes)}")
+    rng = np.random.default_rng(seed)
+    ranked = []
+    for _ in range(count):
+        chosen = rng.choice(len(episodes), size=3, replace=False)
+        best, middle, worst = sorted(chosen, key=lambda i: -episodes[i].env_rewards.sum())
+        ranked.append((int(best), int(middle), int(worst)))
+    return ranked
+
+
+def triplet_pairs(episodes: list[Episode], triplets: list[tuple[int, int, int]],
+                  frame_stride: int = 5, seed: int = 0) -> Any:
+    """The preference pairs a ranking of triplets implies, for Bradley-Terry.
+
+    Each triplet ``(best, middle, worst)`` gives three labelled pairs of whole
+    episodes: best > middle, middle > worst, best > worst, each shown in a random
+    order. Episodes are cut to the shortest one's length (segments of a pair must be
+    equally long) and keep every ``frame_stride``-th frame, which bounds training time;
+    Bradley-Terry then compares sums over the same subsampled steps on both sides.
+    """
+    from rewards.preference_store import PreferencePairs
+
+    if frame_stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+    rng = np.random.default_rng(seed)
+    length = min(len(episodes[i].frames) for triplet in triplets for i in triplet)
+    frames_a, frames_b, labels = [], [], []
+    for best, middle, worst in triplets:
+        for better, other in ((best, middle), (middle, worst), (best, worst)):
+            a, b = episodes[better].frames, episodes[other].frames
+            label = 1.0
+            if rng.random() < 0.5:
+                a, b, label = b, a, 0.0
+            frames_a.append(a[:length:frame_stride])
+            frames_b.append(b[:length:frame_stride])
+            labels.append(label)
+    return PreferencePairs(np.stack(frames_a), np.stack(frames_b), np.asarray(labels, np.float32))
+
+
 def train_rapl_from_returns(
     episodes: list[Episode],
     out: Path,
@@ -141,14 +184,8 @@ def train_rapl_from_returns(
     experts = [e for e in episodes if e.policy == "expert"]
     if not experts:
         raise ValueError("RAPL needs expert demonstrations: include 'expert' in --policies")
-    if len(episodes) < 3:
-        raise ValueError(f"need at least 3 episodes to rank triplets, got {len(episodes)}")
-    rng = np.random.default_rng(seed)
-    ranked = []
-    for _ in range(triplets):
-        chosen = rng.choice(len(episodes), size=3, replace=False)
-        best, middle, worst = sorted(chosen, key=lambda i: -episodes[i].env_rewards.sum())
-        ranked.append((episodes[best].frames, episodes[middle].frames, episodes[worst].frames))
+    ranked = [tuple(episodes[i].frames for i in triplet)
+              for triplet in rank_triplets(episodes, triplets, seed)]
     model = rewards.make("rapl", **(model_kwargs or {}))
     model.set_demonstrations([e.frames for e in experts[:demos]])
     metrics = train_rapl(model, ranked, epochs=epochs, seed=seed, checkpoint=out / "reward",
@@ -159,6 +196,30 @@ def train_rapl_from_returns(
     return model, summary
 
 
+def compare_bradley_terry(episodes: list[Episode], held_out: list[Episode], out: Path,
+                          args: argparse.Namespace) -> dict[str, Any]:
+    """Trains the preference module on the pairs of the RAPL run's triplets (same
+    seed, so the same triplets) and judges it on the same held-out rollouts; saved
+    to ``OUT/bt-same-triplets``."""
+    import rewards
+    from rewards.preference import train_preference_reward
+
+    pairs = triplet_pairs(episodes, rank_triplets(episodes, args.triplets, args.seed),
+                          frame_stride=args.bt_frame_stride, seed=args.seed)
+    model = rewards.make("preference", seed=args.seed)
+    print(f"  Bradley-Terry on the same triplets: {len(pairs)} pairs of "
+          f"{pairs.frames_a.shape[1]} frames")
+    metrics = train_preference_reward(model, pairs, epochs=args.epochs, seed=args.seed)
+    rewards.save(model, out / "bt-same-triplets")
+    report, _ = evaluate(model, held_out, args.segment, seed=args.seed)
+    print(f"  Bradley-Terry on the same triplets: held-out step Spearman "
+          f"{report['step_spearman_progress']:.3f}")
+    return {"pairs": len(pairs), "frame_stride": args.bt_frame_stride,
+            "final_training_accuracy": metrics.accuracy,
+            **{key: report[key] for key in ("step_pearson_progress", "step_spearman_progress",
+                                            "episode_spearman_return", "preference_accuracy")}}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment id, e.g. vmalign/Push-v0")
     parser.add_argument("--reward", default="preference", choices=["preference", "rapl"],
@@ -166,6 +227,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--triplets", type=int, default=150,
                         help="rapl: ranked triplets of episodes (ranked by ground-truth return)")
     parser.add_argument("--demos", type=int, default=10, help="rapl: expert demonstrations kept")
+    parser.add_argument("--compare-bt", action="store_true",
+                        help="rapl: also train the Bradley-Terry preference module on the same "
+                             "triplets' pairs and report both on the held-out rollouts")
+    parser.add_argument("--bt-frame-stride", type=int, default=5,
+                        help="--compare-bt: keep every k-th frame of the paired episodes")
     parser.add_argument("--teacher", default="oracle",
                         help="oracle, stochastic, myopic, skip, equal, mistake, or clip")
     parser.add_argument("--teacher-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -221,6 +287,9 @@ def run(args: argparse.Namespace) -> int:
     held_out = collect_episodes(args.env, args.policies, args.eval_episodes,
                                 seed=args.seed + HELD_OUT_SEED_OFFSET,
                                 render_size=args.render_size)
+    if args.reward == "rapl" and args.compare_bt:
+        summary["bradley_terry_same_triplets"] = compare_bradley_terry(
+            episodes, held_out, out, args)
     report, scored = evaluate(model, held_out, args.segment, seed=args.seed)
     report = {"env": args.env, "reward": model.name, "teacher": args.teacher,
               "teacher_args": teacher_params, "reward_config": model.config(),

@@ -323,16 +323,22 @@ def load_open_clip(
     pretrained: str | None,
     checkpoint: str | None,
     model_config: dict[str, Any] | None,
+    load_weights: bool = True,
 ) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Builds an open_clip model on the CPU: ``(model, tokenizer, preprocess config)``.
 
-    See :class:`ClipReward` for what the arguments accept. Raises ``ValueError`` for
+    See :class:`ClipReward` for what the arguments accept. With ``load_weights=False``
+    only the architecture is built (with the tag's activation and normalisation), for
+    callers that load their own saved weights into it next: nothing is downloaded and
+    ``checkpoint`` is not read. Raises ``ValueError`` for
     unknown names or tags, ``FileNotFoundError`` for a missing checkpoint, and
     ``RuntimeError`` saying how to use a local file when weights cannot be downloaded.
     """
     import open_clip
     from open_clip.model import get_model_preprocess_cfg
 
+    if not load_weights:
+        checkpoint = None
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"CLIP checkpoint {checkpoint} is not a file")
     if model_config is not None and model.startswith(_SCHEMAS):
@@ -372,7 +378,7 @@ def load_open_clip(
                     f"pretrained=None, or the tag the file holds)"
                 )
             tag_cfg = open_clip.get_pretrained_cfg(model, pretrained)
-        download = pretrained is not None and checkpoint is None
+        download = load_weights and pretrained is not None and checkpoint is None
         try:
             # The tag's activation and normalisation also hold for a local copy of its weights.
             net = open_clip.create_model(

@@ -35,9 +35,10 @@ The reward depends on the whole rollout (the plan couples its frames), so this
 module scores trajectories (:meth:`RaplReward.score_trajectory`), not batches of
 unrelated frames.
 
-Not done: initialising ``phi`` from the CLIP visual tower (``rewards.clip`` appeared
-while this module was written and its loader is not reused yet); the encoder always
-starts from random weights.
+The encoder ``phi`` is either a small CNN trained from scratch (``encoder="cnn"``)
+or an open_clip visual tower with a linear head (``encoder="clip"``), initialised
+from any weights :mod:`rewards.clip` can load (a pretrained tag, a local
+checkpoint, or a random ``model_config`` for tests) and fine-tuned whole.
 """
 
 from __future__ import annotations
@@ -90,25 +91,75 @@ class RaplEncoder(nn.Module):
         with torch.no_grad():
             flat = self.features(torch.zeros(1, 3, image_size, image_size)).numel()
         self.head = nn.Linear(flat, embedding_dim)
+        self.image_size = image_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` normalised images -> ``(N, embedding_dim)``."""
         return self.head(self.features(images).flatten(1))
 
 
-def frames_to_tensor(frames: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, S, S)`` in [-1, 1] on ``device``.
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, H, W)`` images -> float ``(N, 3, S, S)`` in [-1, 1], resized
+        bilinearly with antialiasing (non-square frames are squashed, which is
+        harmless for an encoder that learns from such frames)."""
+        images = images.float()
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images, size=(self.image_size, self.image_size),
+                                   mode="bilinear", antialias=True, align_corners=False)
+        return images / 127.5 - 1.0
 
-    The uint8 frames travel to the device first (4x less to copy), then are resized
-    there (bilinear with antialiasing; non-square frames are squashed, which is
-    harmless for an encoder that learns from such frames) and mapped
-    ``x -> x / 127.5 - 1``.
+
+class ClipVisualEncoder(nn.Module):
+    """``phi`` from an open_clip visual tower: ``head(visual(x))``.
+
+    Frames are preprocessed as :class:`rewards.clip.ClipReward` does (resized keeping
+    the aspect ratio, the model's mean and standard deviation); the head maps the
+    CLIP image embedding to ``embedding_dim``. The tower's text half is dropped.
+
+    :param visual: the open_clip model's ``visual`` module.
+    :param preprocess_cfg: open_clip's preprocess config of that model (``size``,
+        ``mean``, ``std``, ``interpolation``).
+    :param embedding_dim: size of the embedding.
     """
-    images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
-    if images.shape[-2:] != (image_size, image_size):
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
-                               antialias=True, align_corners=False)
-    return images / 127.5 - 1.0
+
+    def __init__(self, visual: nn.Module, preprocess_cfg: dict[str, Any], embedding_dim: int) -> None:
+        super().__init__()
+        self.visual = visual
+        size = preprocess_cfg["size"]
+        self.input_size: tuple[int, int] = (size, size) if isinstance(size, int) else tuple(size)
+        interpolation = preprocess_cfg.get("interpolation", "bicubic")
+        self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bicubic"
+        self.register_buffer("mean", torch.tensor(preprocess_cfg["mean"]).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(preprocess_cfg["std"]).view(1, 3, 1, 1),
+                             persistent=False)
+        with torch.no_grad():
+            width = visual(torch.zeros(1, 3, *self.input_size)).shape[-1]
+        self.head = nn.Linear(width, embedding_dim)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, H, W)`` -> the tower's normalised float input."""
+        from rewards.clip import resize_keep_aspect
+
+        images = resize_keep_aspect(images, self.input_size, "shortest", self.interpolation)
+        return (images.float() / 255.0 - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, h, w)`` preprocessed images -> ``(N, embedding_dim)``."""
+        return self.head(self.visual(images).float())
+
+
+ENCODERS = ("cnn", "clip")
+
+
+def frames_to_tensor(frames: np.ndarray, encoder: nn.Module, device: torch.device) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> the encoder's float input on ``device``.
+
+    The uint8 frames travel to the device first (4x less to copy), then the
+    encoder's own ``preprocess`` resizes and normalises them there.
+    """
+    images = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2)
+    return encoder.preprocess(images)
 
 
 def triplet_loss(distance_to_middle: torch.Tensor, distance_to_worst: torch.Tensor) -> torch.Tensor:
@@ -143,11 +194,25 @@ class RaplReward(RewardModel):
     :func:`rewards.save` stores the encoder weights and the demonstrations (frames
     and embeddings), so a loaded module gives exactly the same rewards.
 
-    :param encoder_channels: output channels of the encoder's stride-2 convolutions
-        (default ``(16, 32, 64)``).
+    :param encoder: ``"cnn"`` (default: a small CNN from random weights) or ``"clip"``
+        (an open_clip visual tower plus a linear head, fine-tuned whole).
+    :param encoder_channels: ``cnn``: output channels of the encoder's stride-2
+        convolutions (default ``(16, 32, 64)``).
     :param embedding_dim: size of the embedding ``phi(o)`` (default 64).
-    :param image_size: frames are resized to ``image_size`` x ``image_size`` before
-        encoding (default 64).
+    :param image_size: ``cnn``: frames are resized to ``image_size`` x ``image_size``
+        before encoding (default 64). The CLIP tower uses its own input size.
+    :param clip_model: ``clip``: the open_clip model name (default ``"ViT-B-32"``); see
+        :class:`rewards.clip.ClipReward` for names, tags, checkpoints and configs.
+    :param clip_pretrained: ``clip``: pretrained tag the tower starts from (default
+        ``"openai"``; None for random weights).
+    :param clip_checkpoint: ``clip``: a local open_clip weights file to start from
+        (default None).
+    :param clip_model_config: ``clip``: a custom open_clip architecture (default None),
+        e.g. :data:`rewards.clip.TINY_MODEL_CONFIG` in tests.
+    :param clip_initial_weights: ``clip``: load the starting weights named above
+        (default True). :func:`rewards.save` writes False, because the saved file
+        holds the fine-tuned tower: loading it builds the architecture without
+        downloading or reading the original weights.
     :param epsilon: Sinkhorn entropy weight, in cosine-cost units (default 0.05).
     :param sinkhorn_iterations: Sinkhorn iterations, for training and rewards
         (default 100).
@@ -165,9 +230,15 @@ class RaplReward(RewardModel):
 
     def __init__(
         self,
+        encoder: str = "cnn",
         encoder_channels: Sequence[int] = (16, 32, 64),
         embedding_dim: int = 64,
         image_size: int = 64,
+        clip_model: str = "ViT-B-32",
+        clip_pretrained: str | None = "openai",
+        clip_checkpoint: str | os.PathLike[str] | None = None,
+        clip_model_config: dict[str, Any] | str | os.PathLike[str] | None = None,
+        clip_initial_weights: bool = True,
         epsilon: float = DEFAULT_EPSILON,
         sinkhorn_iterations: int = DEFAULT_ITERATIONS,
         scale: float = 1.0,
@@ -175,6 +246,8 @@ class RaplReward(RewardModel):
         encode_batch_size: int = 256,
         device: str | None = None,
     ) -> None:
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
         channels = [int(width) for width in encoder_channels]
         if not channels or min(channels) < 1:
             raise ValueError(f"encoder_channels must be a non-empty list of positive ints, "
@@ -184,11 +257,12 @@ class RaplReward(RewardModel):
                             ("encode_batch_size", encode_batch_size)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if image_size < 2 ** len(channels):
+        if encoder == "cnn" and image_size < 2 ** len(channels):
             raise ValueError(f"image_size {image_size} is too small for {len(channels)} "
                              f"stride-2 convolutions; use at least {2 ** len(channels)}")
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0, got {epsilon}")
+        self.encoder_kind = encoder
         self.encoder_channels = channels
         self.embedding_dim = int(embedding_dim)
         self.image_size = int(image_size)
@@ -197,18 +271,40 @@ class RaplReward(RewardModel):
         self.scale = float(scale)
         self.encode_batch_size = int(encode_batch_size)
         self.device = get_device(device)
-        self.encoder = RaplEncoder(self.image_size, channels, self.embedding_dim).to(self.device)
+        self.clip_source = {"clip_model": clip_model, "clip_pretrained": clip_pretrained,
+                            "clip_checkpoint": None, "clip_model_config": None}
+        if encoder == "cnn":
+            self.encoder: nn.Module = RaplEncoder(self.image_size, channels, self.embedding_dim)
+        else:
+            self.encoder = self._clip_encoder(clip_model, clip_pretrained, clip_checkpoint,
+                                              clip_model_config, bool(clip_initial_weights))
+        self.encoder.to(self.device)
         self.encoder.eval()
         self._demo_frames: list[torch.Tensor] = []
         self._demo_embeddings: list[torch.Tensor] = []
         if demos is not None:
             self.set_demonstrations(demos)
 
+    def _clip_encoder(self, model: str, pretrained: str | None,
+                      checkpoint: str | os.PathLike[str] | None,
+                      model_config: dict[str, Any] | str | os.PathLike[str] | None,
+                      initial_weights: bool) -> ClipVisualEncoder:
+        """The open_clip visual tower (with its tag's activation and normalisation)
+        and a fresh linear head; starting weights only when ``initial_weights``."""
+        from rewards.clip import _read_model_config, load_open_clip
+
+        config = None if model_config is None else _read_model_config(model_config)
+        path = None if checkpoint is None else str(os.path.abspath(checkpoint))
+        self.clip_source.update(clip_checkpoint=path, clip_model_config=config)
+        net, _, preprocess_cfg = load_open_clip(model, pretrained, path, config,
+                                                load_weights=initial_weights)
+        return ClipVisualEncoder(net.visual, preprocess_cfg, self.embedding_dim)
+
     # -- embedding -------------------------------------------------------------------
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """``phi`` of uint8 ``(N, H, W, 3)`` frames, with gradients: ``(N, D)``."""
-        return self.encoder(frames_to_tensor(frames, self.image_size, self.device))
+        return self.encoder(frames_to_tensor(frames, self.encoder, self.device))
 
     @torch.no_grad()
     def embed(self, frames: np.ndarray) -> torch.Tensor:
@@ -298,7 +394,14 @@ class RaplReward(RewardModel):
     # -- saving ----------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:
+        clip = {}
+        if self.encoder_kind == "clip":
+            # The saved weights are the fine-tuned tower: loading must not fetch the
+            # starting weights again (nor need them to exist).
+            clip = {**self.clip_source, "clip_initial_weights": False}
         return {
+            "encoder": self.encoder_kind,
+            **clip,
             "encoder_channels": list(self.encoder_channels),
             "embedding_dim": self.embedding_dim,
             "image_size": self.image_size,

@@ -305,3 +305,64 @@ def test_push_expert_scores_above_random_after_training():
     # Untrained, random episodes total about 1.2x the expert's (both near 0); the
     # aligned encoder pushes them several times further from the demonstrations.
     assert np.mean(totals["random"]) < 3 * np.mean(totals["expert"]) < 0
+
+
+# -- the CLIP visual tower as phi ----------------------------------------------------
+
+
+def clip_rapl(**kwargs) -> RaplReward:
+    from rewards.clip import TINY_MODEL_CONFIG
+
+    torch.manual_seed(0)
+    options = {"encoder": "clip", "clip_model": "tiny", "clip_pretrained": None,
+               "clip_model_config": TINY_MODEL_CONFIG, "embedding_dim": 8,
+               "sinkhorn_iterations": 30, "device": "cpu"}
+    return rewards.make("rapl", **{**options, **kwargs})
+
+
+def test_clip_tower_encoder_starts_from_a_checkpoint_and_trains(tmp_path):
+    import open_clip
+
+    from rewards.clip import TINY_MODEL_CONFIG, ClipReward
+
+    # A checkpoint written here stands for downloaded weights.
+    source = ClipReward(model="tiny", model_config=TINY_MODEL_CONFIG, pretrained=None,
+                        device="cpu")
+    path = tmp_path / "clip.pt"
+    torch.save(source.model.state_dict(), path)
+    module = clip_rapl(clip_checkpoint=str(path))
+    for name, value in source.model.visual.state_dict().items():
+        torch.testing.assert_close(module.encoder.visual.state_dict()[name], value)
+    assert module.encoder.input_size == (32, 32)  # the tower's own input size
+    assert isinstance(module.encoder.visual, open_clip.model.VisionTransformer)
+
+    triplets = synthetic_triplets(8)
+    before, _ = evaluate_triplets(module, triplets)
+    first = module.encoder.visual.conv1.weight.detach().clone()
+    train_rapl(module, triplets, epochs=4, lr=1e-3, batch_size=4)
+    after, _ = evaluate_triplets(module, triplets)
+    assert after < before
+    # Fine-tuned whole: the tower moved, not only the head.
+    assert not torch.equal(first, module.encoder.visual.conv1.weight)
+
+
+def test_clip_tower_encoder_saves_and_loads_without_its_starting_weights(tmp_path):
+    path = tmp_path / "clip.pt"
+    from rewards.clip import TINY_MODEL_CONFIG, ClipReward
+
+    torch.save(ClipReward(model="tiny", model_config=TINY_MODEL_CONFIG, pretrained=None,
+                          device="cpu").model.state_dict(), path)
+    module = clip_rapl(clip_checkpoint=str(path), demos=[square_video(6, 0.0, 1.0, size=40)])
+    train_rapl(module, synthetic_triplets(4), epochs=1, batch_size=4)
+    rewards.save(module, tmp_path / "rapl")
+    path.unlink()  # the starting weights are gone: the save holds the fine-tuned tower
+    loaded = rewards.load(tmp_path / "rapl")
+    assert loaded.config() == module.config() and loaded.config()["encoder"] == "clip"
+    rollout = square_video(7, 0.1, 0.9, size=40)
+    np.testing.assert_array_equal(loaded.score_trajectory(rollout, ""),
+                                  module.score_trajectory(rollout, ""))
+
+
+def test_unknown_encoder_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"encoder must be one of \['cnn', 'clip'\]"):
+        rewards.make("rapl", encoder="resnet", device="cpu")

@@ -45,12 +45,17 @@ def test_reward_train_rapl_end_to_end(tmp_path):
     code = main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
                  "--triplets", "4", "--demos", "1", "--policies", "expert", "random",
                  "--episodes", "2", "--eval-episodes", "1", "--epochs", "1",
-                 "--render-size", "32", "--reward-arg", "image_size=32", "--out", str(out)])
+                 "--render-size", "32", "--reward-arg", "image_size=32", "--compare-bt",
+                 "--out", str(out)])
     assert code == 0
     module = rewards.load(out / "reward")
     assert module.name == "rapl" and len(module.demonstrations) == 1
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["triplets"] == 4 and report["episodes"] == 2
+    # The Bradley-Terry comparison: 3 pairs per triplet, judged on the same rollouts.
+    bt = report["training"]["bradley_terry_same_triplets"]
+    assert bt["pairs"] == 12 and -1.0 <= bt["step_spearman_progress"] <= 1.0
+    assert rewards.load(out / "bt-same-triplets").name == "preference"
     rewards_ = module.score_trajectory(np.zeros((5, 32, 32, 3), np.uint8), "x")
     assert rewards_.shape == (5,)
 
@@ -61,3 +66,24 @@ def test_reward_train_rapl_needs_experts(tmp_path, capsys):
                  "--out", str(tmp_path / "no-experts")])
     assert code == 2
     assert "expert demonstrations" in capsys.readouterr().err
+
+
+def test_triplet_pairs_follow_the_ranking_in_random_order():
+    from agents.reward_train import rank_triplets, triplet_pairs
+    from agents.rollouts import Episode
+
+    def episode(value: int, steps: int) -> Episode:
+        frames = np.full((steps, 4, 4, 3), value, np.uint8)
+        return Episode(frames=frames, env_rewards=np.full(steps, value, np.float32),
+                       progress=np.zeros(steps, np.float32), success=False, instruction="",
+                       policy="expert", seed=value)
+
+    episodes = [episode(v, 12 + v) for v in range(6)]  # return grows with the value
+    triplets = rank_triplets(episodes, 20, seed=0)
+    for best, middle, worst in triplets:
+        assert best > middle > worst  # ranked by return
+    pairs = triplet_pairs(episodes, triplets, frame_stride=3, seed=0)
+    assert len(pairs) == 60 and pairs.frames_a.shape[1:] == (4, 4, 4, 3)  # 12 steps, every 3rd
+    value_a, value_b = pairs.frames_a[:, 0, 0, 0, 0], pairs.frames_b[:, 0, 0, 0, 0]
+    np.testing.assert_array_equal(pairs.labels, (value_a > value_b).astype(np.float32))
+    assert 0.2 < pairs.labels.mean() < 0.8  # both orders occur
