@@ -14,9 +14,11 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Subcommand modules keep their heavy imports
 # (MuJoCo, torch) inside `run`, so building the parser for `--help` stays fast.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("agents.evaluate", "success rate, best/worst episode videos and learning curve of a run"),
     "preview": ("agents.preview", "render every environment's scripted expert to videos"),
     "reward-eval": ("agents.reward_eval", "judge a reward module against task progress"),
     "reward-train": ("agents.reward_train", "train a learned reward from a teacher and an env"),
+    "train": ("agents.train", "train PPO on an env and reward module from a config"),
 }
 
 

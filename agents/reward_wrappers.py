@@ -94,22 +94,34 @@ class VecRewardWrapper(VecEnvWrapper):
     Build the vector env with :class:`FrameInInfo` as ``wrapper_class`` (and
     ``env_kwargs={"render_mode": "rgb_array"}``) for ``frames="render"``. The
     env's reward goes to ``infos[i]["env_reward"]``.
+
+    With ``keep_frames=True`` the last step's frames and env rewards stay readable
+    as :attr:`last_frames` and :attr:`last_env_rewards` (the online preference loop
+    cuts its query segments from them).
     """
 
-    def __init__(self, venv: VecEnv, reward: RewardModel, frames: str = "render") -> None:
+    def __init__(self, venv: VecEnv, reward: RewardModel, frames: str = "render",
+                 keep_frames: bool = False) -> None:
         _check_module(reward, frames)
         super().__init__(venv)
         self.reward_module = reward
         self.frames = frames
+        self.keep_frames = keep_frames
+        self.last_frames: np.ndarray | None = None
+        self.last_env_rewards: np.ndarray | None = None
 
     def reset(self) -> Any:
         return self.venv.reset()
 
     def step_wait(self) -> Any:
         obs, env_rewards, dones, infos = self.venv.step_wait()
-        frames = self._frames(obs, dones, infos) if self.reward_module.needs_frames else None
+        needs_frames = self.reward_module.needs_frames or self.keep_frames
+        frames = self._frames(obs, dones, infos) if needs_frames else None
+        if self.keep_frames:
+            self.last_frames, self.last_env_rewards = frames, np.asarray(env_rewards, np.float32)
         instructions = [str(info.get("instruction", "")) for info in infos]
-        rewards = self.reward_module(frames, instructions, env_rewards)
+        rewards = self.reward_module(frames if self.reward_module.needs_frames else None,
+                                     instructions, env_rewards)
         for info, env_reward in zip(infos, env_rewards):
             info["env_reward"] = float(env_reward)
         return obs, rewards, dones, infos

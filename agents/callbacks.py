@@ -1,0 +1,217 @@
+"""What a training run logs and keeps: metrics, checkpoints, a progress bar.
+
+Logged per rollout (CSV, TensorBoard):
+
+- ``rollout/gt_return``, ``rollout/success_rate``: mean ground-truth return (the
+  env's own reward) and success of the episodes that ended in the last 100;
+- ``rollout/learned_return``: the mean return under the reward module PPO trains on;
+- ``rollout/reward_progress_spearman``: Spearman correlation, over the rollout's
+  steps, of that reward with ``info["progress"]`` (where the env reports progress);
+- ``time/fps`` and ``time/total_timesteps`` (stable-baselines3's own).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter
+
+from agents.metrics import spearman
+from rewards.durable import atomic_write
+
+STEP_KEY = "time/total_timesteps"
+
+
+class EpisodeMetrics(BaseCallback):
+    """Ground-truth and learned returns, success, and reward-progress correlation.
+
+    :param relabelled: for episode-level rewards, returns the last rollout's learned
+        rewards (n_steps, n_envs) once the buffer was relabelled; None otherwise.
+    :param window: episodes averaged in the logged means (SB3's 100).
+    """
+
+    def __init__(self, relabelled: Callable[[], np.ndarray | None] | None = None,
+                 window: int = 100) -> None:
+        super().__init__()
+        self.relabelled = relabelled
+        self.gt_returns: deque[float] = deque(maxlen=window)
+        self.learned_returns: deque[float] = deque(maxlen=window)
+        self.successes: deque[float] = deque(maxlen=window)
+        self._rewards: list[np.ndarray] = []
+        self._progress: list[np.ndarray] = []
+        self._dones: list[np.ndarray] = []
+        self._running: np.ndarray | None = None
+
+    def _on_rollout_start(self) -> None:
+        self._rewards, self._progress, self._dones = [], [], []
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        self._rewards.append(np.asarray(self.locals["rewards"], np.float64))
+        self._progress.append(np.array([info.get("progress", np.nan) for info in infos], np.float64))
+        self._dones.append(np.asarray(dones, bool))
+        for info, done in zip(infos, dones):
+            if done and "episode" in info:  # SB3's Monitor: the env's own reward
+                self.gt_returns.append(float(info["episode"]["r"]))
+                if "is_success" in info:
+                    self.successes.append(float(info["is_success"]))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        rewards = np.stack(self._rewards)
+        if self.relabelled is not None and self.relabelled() is not None:
+            rewards = np.asarray(self.relabelled(), np.float64)
+        if self._running is None:
+            self._running = np.zeros(rewards.shape[1])
+        for step_rewards, step_dones in zip(rewards, self._dones):
+            self._running += step_rewards
+            for env in np.flatnonzero(step_dones):
+                self.learned_returns.append(float(self._running[env]))
+                self._running[env] = 0.0
+        progress = np.stack(self._progress).reshape(-1)
+        known = ~np.isnan(progress)
+        if self.gt_returns:
+            self.logger.record("rollout/gt_return", float(np.mean(self.gt_returns)))
+        if self.successes:
+            self.logger.record("rollout/success_rate", float(np.mean(self.successes)))
+        if self.learned_returns:
+            self.logger.record("rollout/learned_return", float(np.mean(self.learned_returns)))
+        if known.sum() > 2:
+            value = spearman(rewards.reshape(-1)[known], progress[known])
+            if math.isfinite(value):
+                self.logger.record("rollout/reward_progress_spearman", value)
+
+
+class PeriodicCheckpoint(BaseCallback):
+    """Calls ``save()`` at the start of the first rollout at or after every
+    ``every`` environment steps: the policy has then been trained on every step
+    counted, so a resumed run repeats nothing and skips nothing."""
+
+    def __init__(self, every: int, save: Callable[[], Any], start: int = 0) -> None:
+        super().__init__()
+        self.every = every
+        self.save = save
+        self.next_at = (start // every + 1) * every
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self.next_at:
+            self.save()
+            self.next_at = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps with ETA, and the latest success rate."""
+
+    def __init__(self, total: int, start: int, metrics: EpisodeMetrics) -> None:
+        super().__init__()
+        self.total, self.start, self.metrics = total, start, metrics
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        interactive = os.isatty(2)
+        self.bar = tqdm(total=self.total, initial=self.start, unit="step", dynamic_ncols=True,
+                        mininterval=0.5 if interactive else 30.0, smoothing=0.05)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.metrics.successes:
+            self.bar.set_postfix(success=f"{np.mean(self.metrics.successes):.2f}",
+                                 gt_return=f"{np.mean(self.metrics.gt_returns):.1f}", refresh=False)
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class AppendingCSV(KVWriter):
+    """``progress.csv`` that a resumed run continues instead of overwriting.
+
+    SB3's CSV writer truncates its file on open. This one appends a row per dump,
+    flushed and fsynced (a row per rollout: cheap), and rewrites the file (atomically)
+    only when a new column appears.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.columns: list[str] = []
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, newline="") as handle:
+                self.columns = next(csv.reader(handle), [])
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        values = {key: value for key, value in key_values.items()
+                  if not (key_excluded.get(key) and "csv" in key_excluded[key])
+                  and isinstance(value, (int, float, np.integer, np.floating, str))}
+        new = [key for key in values if key not in self.columns]
+        if new:
+            rows = read_rows(self.path) if self.path.is_file() else []
+            self.columns += sorted(new)
+            _rewrite(self.path, self.columns, rows)
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, self.columns).writerow(
+                {key: values.get(key, "") for key in self.columns})
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def close(self) -> None:
+        pass
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``progress.csv`` (an empty list when there is none)."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def truncate_log(path: Path, last_step: int) -> int:
+    """Keeps the rows of ``path`` up to ``last_step`` (a resumed run's checkpoint) and
+    moves later ones (training the checkpoint does not hold, about to be redone) to
+    ``<name>.discarded.csv``; returns how many moved."""
+    path = Path(path)
+    rows = read_rows(path)
+    if not rows:
+        return 0
+    with open(path, newline="") as handle:
+        columns = next(csv.reader(handle), [])
+    keep = [row for row in rows if _step(row) <= last_step]
+    moved = [row for row in rows if _step(row) > last_step]
+    if moved:
+        discarded = path.with_name(path.stem + ".discarded.csv")
+        old = read_rows(discarded)
+        _rewrite(discarded, list(dict.fromkeys([*columns, *(old[0] if old else [])])), old + moved)
+        _rewrite(path, columns, keep)
+    return len(moved)
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get(STEP_KEY) or 0)
+    except ValueError:
+        return 0.0
+
+
+def _rewrite(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode()))

@@ -1,0 +1,166 @@
+"""Training checkpoints that survive a killed run.
+
+A run folder keeps ``checkpoints/step-<N>/`` (N = environment steps trained on) with:
+
+- ``policy.safetensors``: the policy's (actor, critic, CNN) weights;
+- ``optimizer.pt``: the Adam state, written by ``torch.save`` and read back with
+  ``weights_only=True`` (tensors and numbers only: nothing is unpickled);
+- ``reward/``: the learned reward module (``rewards.save``), when there is one;
+- ``state.json``: step and update counters, RNG states, and the trainer's own state
+  (e.g. the preference loop's label count and next round).
+
+Each checkpoint is written into a temporary folder, fsynced and renamed into place,
+and only then named in ``checkpoints/latest``, so a SIGKILL at any moment leaves the
+previous checkpoint whole. Old checkpoints are kept (they are the user's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewards.durable import atomic_write, fsync_folder, read_json_header
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+FORMAT = "vmalign-checkpoint"
+VERSION = 1
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A checkpoint read back from disk."""
+
+    folder: Path
+    num_timesteps: int
+    state: dict[str, Any]
+    """Everything in ``state.json``."""
+
+    @property
+    def reward_folder(self) -> Path | None:
+        folder = self.folder / "reward"
+        return folder if folder.is_dir() else None
+
+
+def save_checkpoint(run_dir: Path, model: Any, reward: Any | None,
+                    trainer_state: dict[str, Any]) -> Path:
+    """Writes a checkpoint of ``model`` (an SB3 PPO) and ``reward`` (a learned reward
+    module, or None) into ``run_dir/checkpoints``; returns its folder."""
+    from safetensors.torch import save_model
+
+    import rewards
+
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{model.num_timesteps:010d}"
+    final = root / name
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    # save_model stores tensors the policy shares (SB3's actor and critic feature
+    # extractors are one module) once.
+    save_model(model.policy, str(tmp / "policy.safetensors"))
+    torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
+    if reward is not None:
+        rewards.save(reward, tmp / "reward")
+    state = {
+        "format": FORMAT, "version": VERSION,
+        "num_timesteps": int(model.num_timesteps),
+        "n_updates": int(model._n_updates),
+        "episode_num": int(model._episode_num),
+        "rng": rng_state(),
+        "trainer": trainer_state,
+    }
+    (tmp / "state.json").write_text(json.dumps(state))
+    for path in [*tmp.rglob("*"), tmp]:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            fsync_folder(path)
+    if final.exists():  # a checkpoint of this very step (e.g. the final one again)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    fsync_folder(root)
+    atomic_write(root / LATEST, lambda handle: handle.write(name.encode()))
+    fsync_folder(root)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """The checkpoint named in ``run_dir/checkpoints/latest``, or None if there is none."""
+    root = Path(run_dir) / CHECKPOINTS
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    return read_checkpoint(root / name)
+
+
+def read_checkpoint(folder: Path) -> Checkpoint:
+    """Reads ``state.json`` of the checkpoint in ``folder`` (weights load later)."""
+    folder = Path(folder)
+    state_file = folder / "state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{state_file} not found: {folder} is not a vmalign checkpoint")
+    state = read_json_header(state_file, FORMAT, VERSION, "a vmalign training checkpoint")
+    return Checkpoint(folder=folder, num_timesteps=int(state["num_timesteps"]), state=state)
+
+
+def load_policy_weights(checkpoint: Checkpoint, model: Any, optimizer: bool = True) -> None:
+    """Loads the checkpoint's policy (and optimizer) state into ``model`` (an SB3 PPO
+    built from the same config); a mismatch names the differing tensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    weights = checkpoint.folder / "policy.safetensors"
+    try:
+        load_model(model.policy, str(weights), strict=True, device=str(model.device))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{weights} is corrupt or truncated: {error}") from error
+    except RuntimeError as error:  # missing, unexpected or reshaped tensors
+        raise ValueError(f"{weights} was made for another policy than this config builds: "
+                         f"{str(error)[:400]}") from error
+    if optimizer:
+        path = checkpoint.folder / "optimizer.pt"
+        try:
+            state = torch.load(path, map_location=model.device, weights_only=True)
+        except Exception as error:  # torch raises several types for a bad file
+            raise ValueError(f"{path} is corrupt or truncated: {error}") from error
+        model.policy.optimizer.load_state_dict(state)
+
+
+def restore_counters(checkpoint: Checkpoint, model: Any) -> None:
+    """Sets the step, update and episode counters and the RNG states from a checkpoint."""
+    model.num_timesteps = checkpoint.num_timesteps
+    model._n_updates = int(checkpoint.state["n_updates"])
+    model._episode_num = int(checkpoint.state["episode_num"])
+    set_rng_state(checkpoint.state["rng"])
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, NumPy's global and torch's CPU RNG states as JSON-able values."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))

@@ -1,0 +1,384 @@
+"""Training configs: YAML files with rl-zoo key names, checked before anything runs.
+
+A config names an environment, a reward module and the PPO hyperparameters::
+
+    env: vmalign/Reach-v0
+    env_kwargs: {obs_size: 64, render_size: 64}
+    reward: preference            # any name in rewards.names()
+    reward_kwargs: {}
+    preference:                   # the online preference loop (reward: preference)
+      teacher: oracle
+      total_queries: 400
+    seed: 0
+    hyperparams:                  # rl-zoo keys; the rest go to stable-baselines3 PPO
+      n_timesteps: 200000
+      n_envs: 8
+      policy: CnnPolicy
+      frame_stack: 2
+      learning_rate: lin_3.0e-4   # lin_X: linear decay from X to 0, as in rl-zoo
+      n_steps: 128
+
+``key=value`` overrides on the command line address nested keys with dots
+(``hyperparams.n_timesteps=50000``, ``env_kwargs.obs_size=84``); values are read as
+YAML (``1e-3``, ``true``, ``[64, 64]``). Every key is checked at start-up: an unknown
+key, a wrong type or a value out of range stops the run with a message naming the
+key and what is allowed, before any environment steps.
+
+rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
+mapping and ``activation_fn`` is a name (``relu``, ``tanh``, ``elu``, ``leaky_relu``,
+``gelu``, ``silu``), so a config never executes code.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+"""Where the shipped configs live (``agents/configs/*.yaml``)."""
+
+ALGORITHMS = ("ppo",)
+VEC_ENVS = ("dummy", "subproc")
+REWARD_FRAMES = ("render", "observation")
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+POLICIES = ("CnnPolicy", "MlpPolicy", "MultiInputPolicy")
+SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+_LINEAR = re.compile(r"^lin_(.+)$")
+
+# rl-zoo keys handled here rather than passed to PPO.
+_ZOO_KEYS = {
+    "n_timesteps": "total environment steps to train for (required)",
+    "n_envs": "parallel environments (default 8)",
+    "policy": f"one of {list(POLICIES)} (default CnnPolicy)",
+    "frame_stack": "stack this many observations (default 1: none)",
+    "policy_kwargs": "mapping passed to the policy (net_arch, activation_fn, ...)",
+}
+# PPO arguments a config must not set: the trainer owns them.
+_PPO_RESERVED = {"self", "policy", "env", "seed", "device", "verbose", "tensorboard_log",
+                 "_init_setup_model", "rollout_buffer_class", "rollout_buffer_kwargs"}
+
+PREFERENCE_DEFAULTS: dict[str, Any] = {
+    "teacher": "oracle",        # a B-Pref simulated teacher, or "clip"
+    "teacher_kwargs": {},       # e.g. {beta: 10} or {eps_mistake: 0.1}
+    "total_queries": 500,       # the label budget (pairs asked, skipped ones included)
+    "initial_queries": 100,     # asked after the first rollout (random-ish policy)
+    "queries_per_round": 50,    # asked at every later round
+    "update_every": 20000,      # environment steps between rounds
+    "segment": 10,              # steps per segment
+    "query": "disagreement",    # uniform, disagreement or entropy
+    "pool_factor": 4,           # candidates drawn per query asked
+    "epochs": 20,               # reward-training epochs per round (on all labels so far)
+    "buffer_steps": 1000,       # recent steps kept per env to cut segments from
+}
+"""The online preference loop's keys and defaults (``preference:`` in a config)."""
+
+TOP_LEVEL_DEFAULTS: dict[str, Any] = {
+    "env": None,
+    "env_kwargs": {},
+    "reward": "ground_truth",
+    "reward_kwargs": {},
+    "reward_frames": "render",
+    "preference": None,
+    "algo": "ppo",
+    "seed": 0,
+    "device": "auto",
+    "vec_env": "dummy",
+    "checkpoint_every": 50000,
+    "eval_episodes": 20,
+    "out": None,
+    "hyperparams": {},
+}
+"""Every top-level key with its default (``env`` and ``hyperparams.n_timesteps`` are required)."""
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: the message names the key and what is allowed."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A checked training config. ``raw`` is the resolved mapping saved with a run."""
+
+    env: str
+    env_kwargs: dict[str, Any]
+    reward: str
+    reward_kwargs: dict[str, Any]
+    reward_frames: str
+    preference: dict[str, Any] | None
+    algo: str
+    seed: int
+    device: str
+    vec_env: str
+    checkpoint_every: int
+    eval_episodes: int
+    out: str | None
+    n_timesteps: int
+    n_envs: int
+    policy: str
+    frame_stack: int
+    policy_kwargs: dict[str, Any]
+    ppo_kwargs: dict[str, Any]
+    """PPO constructor arguments other than the policy, schedules still as written."""
+    raw: dict[str, Any]
+
+    def ppo_arguments(self) -> dict[str, Any]:
+        """PPO keyword arguments with ``lin_X`` schedules turned into functions."""
+        return {key: parse_schedule(key, value) if key in SCHEDULED else value
+                for key, value in self.ppo_kwargs.items()}
+
+    def policy_arguments(self) -> dict[str, Any]:
+        """``policy_kwargs`` with ``activation_fn`` turned into the torch module class."""
+        kwargs = copy.deepcopy(self.policy_kwargs)
+        if "activation_fn" in kwargs:
+            from torch import nn
+
+            kwargs["activation_fn"] = {
+                "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
+                "gelu": nn.GELU, "silu": nn.SiLU,
+            }[kwargs["activation_fn"]]
+        return kwargs
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+def linear_schedule(initial: float) -> Callable[[float], float]:
+    """rl-zoo's ``lin_X``: X times the fraction of training remaining (1 -> 0)."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    schedule.initial = initial  # type: ignore[attr-defined]
+    return schedule
+
+
+def parse_schedule(key: str, value: Any) -> float | Callable[[float], float]:
+    """A number stays a constant; ``"lin_X"`` becomes :func:`linear_schedule` (X)."""
+    if isinstance(value, str):
+        match = _LINEAR.match(value)
+        if match:
+            try:
+                return linear_schedule(float(match.group(1)))
+            except ValueError:
+                pass
+        raise ConfigError(f"hyperparams.{key}: {value!r} is not a number or 'lin_<number>' "
+                          f"(e.g. lin_3.0e-4)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"hyperparams.{key}: expected a number or 'lin_<number>', "
+                          f"got {value!r}")
+    return float(value)
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Reads the YAML config at ``path`` (a file, or the name of a shipped config such
+    as ``reach_ground_truth``), applies ``key=value`` overrides and checks everything."""
+    file = resolve_config_path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file} is not valid YAML: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file} must hold a mapping of config keys, got {type(data).__name__}")
+    return check_config(apply_overrides(data, overrides), source=str(file))
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a file, else the shipped config of that name."""
+    file = Path(path)
+    if file.is_file():
+        return file
+    shipped = CONFIG_DIR / f"{Path(path).name.removesuffix('.yaml')}.yaml"
+    if shipped.is_file() and file.parent == Path("."):
+        return shipped
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise FileNotFoundError(f"no config file {str(path)!r}; give a path to a YAML file or one "
+                            f"of the shipped configs: {names}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``dotted.key=yaml_value`` set."""
+    data = copy.deepcopy(data)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} is not key=value (e.g. "
+                              f"hyperparams.n_timesteps=50000)")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {override!r}: the value is not valid YAML ({error})") from None
+        parts = key.split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {override!r}: {'.'.join(parts[:depth + 1])} is "
+                                  f"{child!r}, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Checks a config mapping and fills in defaults; raises :class:`ConfigError`."""
+    unknown = sorted(set(data) - set(TOP_LEVEL_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; valid top-level keys are "
+                          f"{sorted(TOP_LEVEL_DEFAULTS)}")
+    merged = {**copy.deepcopy(TOP_LEVEL_DEFAULTS), **copy.deepcopy(data)}
+
+    env = merged["env"]
+    if not isinstance(env, str) or not env:
+        raise ConfigError(f"{source}: 'env' is required: an environment id such as "
+                          f"vmalign/Reach-v0")
+    _check_env_id(env, source)
+    for key in ("env_kwargs", "reward_kwargs", "hyperparams"):
+        if not isinstance(merged[key], dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {merged[key]!r}")
+    _check_choice(source, "algo", merged["algo"], ALGORITHMS)
+    _check_choice(source, "vec_env", merged["vec_env"], VEC_ENVS)
+    _check_choice(source, "reward_frames", merged["reward_frames"], REWARD_FRAMES)
+    reward = merged["reward"]
+    import rewards
+
+    if reward not in rewards.names():
+        raise ConfigError(f"{source}: unknown reward {reward!r}; valid names are {rewards.names()}")
+    for key in ("seed",):
+        _check_int(source, key, merged[key], minimum=0)
+    for key in ("checkpoint_every", "eval_episodes"):
+        _check_int(source, key, merged[key], minimum=1)
+    if not isinstance(merged["device"], str):
+        raise ConfigError(f"{source}: 'device' must be a string (auto, cpu, cuda, cuda:0)")
+    if merged["out"] is not None and not isinstance(merged["out"], str):
+        raise ConfigError(f"{source}: 'out' must be a folder path or null")
+
+    merged["preference"] = _check_preference(source, reward, merged["preference"])
+    hyper = dict(merged["hyperparams"])
+    n_timesteps = hyper.pop("n_timesteps", None)
+    if n_timesteps is None:
+        raise ConfigError(f"{source}: 'hyperparams.n_timesteps' is required (total environment "
+                          f"steps)")
+    _check_int(source, "hyperparams.n_timesteps", n_timesteps, minimum=1)
+    n_envs = hyper.pop("n_envs", 8)
+    _check_int(source, "hyperparams.n_envs", n_envs, minimum=1)
+    policy = hyper.pop("policy", "CnnPolicy")
+    _check_choice(source, "hyperparams.policy", policy, POLICIES)
+    frame_stack = hyper.pop("frame_stack", 1)
+    _check_int(source, "hyperparams.frame_stack", frame_stack, minimum=1)
+    policy_kwargs = hyper.pop("policy_kwargs", {}) or {}
+    if not isinstance(policy_kwargs, dict):
+        raise ConfigError(f"{source}: 'hyperparams.policy_kwargs' must be a mapping, got "
+                          f"{policy_kwargs!r}")
+    activation = policy_kwargs.get("activation_fn")
+    if activation is not None:
+        _check_choice(source, "hyperparams.policy_kwargs.activation_fn", activation, ACTIVATIONS)
+    ppo_kwargs = _check_ppo_kwargs(source, hyper, n_envs)
+    return TrainConfig(
+        env=env, env_kwargs=merged["env_kwargs"], reward=reward,
+        reward_kwargs=merged["reward_kwargs"], reward_frames=merged["reward_frames"],
+        preference=merged["preference"], algo=merged["algo"], seed=int(merged["seed"]),
+        device=merged["device"], vec_env=merged["vec_env"],
+        checkpoint_every=int(merged["checkpoint_every"]),
+        eval_episodes=int(merged["eval_episodes"]), out=merged["out"],
+        n_timesteps=int(n_timesteps), n_envs=int(n_envs), policy=policy,
+        frame_stack=int(frame_stack), policy_kwargs=policy_kwargs, ppo_kwargs=ppo_kwargs,
+        raw=merged,
+    )
+
+
+def _check_env_id(env: str, source: str) -> None:
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the vmalign ids)
+
+    if env not in gym.registry:
+        vmalign = sorted(name for name in gym.registry if name.startswith("vmalign/"))
+        raise ConfigError(f"{source}: unknown env {env!r}; the vmalign ids are {vmalign}")
+
+
+def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] | None:
+    if section is None:
+        return dict(PREFERENCE_DEFAULTS) if reward == "preference" else None
+    if reward != "preference":
+        raise ConfigError(f"{source}: a 'preference' section needs reward: preference "
+                          f"(got reward: {reward})")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: 'preference' must be a mapping, got {section!r}")
+    unknown = sorted(set(section) - set(PREFERENCE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) preference.{unknown}; valid keys are "
+                          f"{sorted(PREFERENCE_DEFAULTS)}")
+    merged = {**PREFERENCE_DEFAULTS, **section}
+    from rewards.query import QUERY_METHODS
+    from rewards.teachers import TEACHER_PRESETS
+
+    _check_choice(source, "preference.teacher", merged["teacher"], [*TEACHER_PRESETS, "clip"])
+    _check_choice(source, "preference.query", merged["query"], QUERY_METHODS)
+    if not isinstance(merged["teacher_kwargs"], dict):
+        raise ConfigError(f"{source}: 'preference.teacher_kwargs' must be a mapping")
+    for key in ("total_queries", "initial_queries"):
+        _check_int(source, f"preference.{key}", merged[key], minimum=0)
+    for key in ("queries_per_round", "update_every", "segment", "pool_factor", "epochs",
+                "buffer_steps"):
+        _check_int(source, f"preference.{key}", merged[key], minimum=1)
+    if merged["buffer_steps"] < merged["segment"]:
+        raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
+                          f"at least preference.segment ({merged['segment']})")
+    return merged
+
+
+def _check_ppo_kwargs(source: str, hyper: dict[str, Any], n_envs: int) -> dict[str, Any]:
+    from stable_baselines3 import PPO
+
+    signature = inspect.signature(PPO.__init__).parameters
+    allowed = sorted(set(signature) - _PPO_RESERVED)
+    unknown = sorted(set(hyper) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) hyperparams.{unknown}; valid keys are "
+                          f"{sorted([*_ZOO_KEYS, *allowed])}")
+    for key in SCHEDULED:
+        if key in hyper and hyper[key] is not None:
+            parse_schedule(key, hyper[key])
+    for key in ("n_steps", "batch_size", "n_epochs"):
+        if key in hyper:
+            _check_int(source, f"hyperparams.{key}", hyper[key], minimum=1)
+    for key in ("gamma", "gae_lambda"):
+        if key in hyper and not (isinstance(hyper[key], (int, float)) and 0 <= hyper[key] <= 1):
+            raise ConfigError(f"{source}: hyperparams.{key} must be a number in [0, 1], got "
+                              f"{hyper[key]!r}")
+    for key in ("ent_coef", "vf_coef", "max_grad_norm"):
+        if key in hyper and not (isinstance(hyper[key], (int, float)) and hyper[key] >= 0):
+            raise ConfigError(f"{source}: hyperparams.{key} must be a number >= 0, got "
+                              f"{hyper[key]!r}")
+    n_steps = hyper.get("n_steps", signature["n_steps"].default)
+    batch_size = hyper.get("batch_size", signature["batch_size"].default)
+    if n_steps * n_envs < 2:
+        raise ConfigError(f"{source}: hyperparams.n_steps x n_envs must be > 1 (PPO normalises "
+                          f"advantages over the rollout), got {n_steps} x {n_envs}")
+    if batch_size > n_steps * n_envs:
+        raise ConfigError(f"{source}: hyperparams.batch_size ({batch_size}) is larger than a "
+                          f"rollout (n_steps x n_envs = {n_steps * n_envs})")
+    return hyper
+
+
+def _check_choice(source: str, key: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{source}: {key}: {value!r} is not allowed; choose one of "
+                          f"{list(choices)}")
+
+
+def _check_int(source: str, key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{source}: {key} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,175 @@
+"""The online preference loop: PPO alternates with asking a teacher and refitting the reward.
+
+As in Christiano et al. (2017) and PEBBLE, and the imitation library's preference
+comparisons: while PPO trains on the learned reward, the loop keeps the most recent
+``buffer_steps`` steps of every env (frames the reward model sees, the env's own
+reward for simulated teachers, the instruction). At the end of the first rollout it
+asks ``initial_queries`` uniformly drawn segment pairs; then, every ``update_every``
+environment steps, ``queries_per_round`` pairs chosen by ``query`` (ensemble
+disagreement by default) from a pool ``pool_factor`` times larger, until
+``total_queries`` pairs have been asked. Each round appends its labels to the
+run's :class:`~rewards.preference_store.PreferenceStore` (durably, before anything
+else) and retrains the ensemble on every label so far; PPO's next rollout is scored
+by the new reward.
+
+The store is the record of what was asked: each batch carries the round, the step
+and how many pairs were asked (skipped ones included) in its ``meta``. On resume
+the loop counts its budget from the store, and retrains the reward on labels that
+arrived after the checkpoint, so a kill never loses a label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.reward_wrappers import VecRewardWrapper
+from rewards.preference_store import PreferenceStore
+
+
+@dataclasses.dataclass
+class RecentEpisode:
+    """A stretch of one env's steps (what :mod:`rewards.query` cuts segments from)."""
+
+    frames: np.ndarray
+    env_rewards: np.ndarray
+    instruction: str
+
+
+class _EnvHistory:
+    """One env's recent steps: finished episodes plus the running one, oldest dropped
+    first once more than ``limit`` steps are kept."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.finished: list[RecentEpisode] = []
+        self.frames: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.instruction = ""
+
+    def add(self, frame: np.ndarray, reward: float, instruction: str, done: bool) -> None:
+        self.frames.append(frame)
+        self.rewards.append(reward)
+        self.instruction = instruction
+        if done:
+            self.finished.append(RecentEpisode(np.stack(self.frames),
+                                               np.asarray(self.rewards, np.float32), instruction))
+            self.frames, self.rewards = [], []
+        kept = len(self.frames) + sum(len(e.frames) for e in self.finished)
+        while self.finished and kept > self.limit:
+            kept -= len(self.finished.pop(0).frames)
+
+    def episodes(self, min_length: int) -> list[RecentEpisode]:
+        running = ([RecentEpisode(np.stack(self.frames), np.asarray(self.rewards, np.float32),
+                                  self.instruction)] if len(self.frames) >= min_length else [])
+        return [e for e in self.finished if len(e.frames) >= min_length] + running
+
+
+def store_budget(store: PreferenceStore) -> tuple[int, int]:
+    """(pairs asked, rounds) recorded in ``store``: one batch per round."""
+    batches: dict[str, int] = {}
+    for record in store.records():
+        batches[record["batch"]] = int(record.get("meta", {}).get("asked", 1))
+    return sum(batches.values()), len(batches)
+
+
+class PreferenceLoop(BaseCallback):
+    """Asks the teacher and refits the preference reward between PPO rollouts.
+
+    :param layer: the env's :class:`VecRewardWrapper`, built with ``keep_frames=True``.
+    :param reward: the :class:`~rewards.preference.PreferenceReward` being trained.
+    :param store: where labels go (the run's ``preferences/`` folder).
+    :param settings: the config's ``preference`` section (see ``agents.config``).
+    :param seed: seeds query drawing and reward training (round ``k`` uses ``seed + k``).
+    :param state: the loop's state from a checkpoint (None for a new run).
+    """
+
+    def __init__(self, layer: VecRewardWrapper, reward: Any, store: PreferenceStore,
+                 settings: dict[str, Any], seed: int, state: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.layer = layer
+        self.reward = reward
+        self.store = store
+        self.settings = settings
+        self.seed = seed
+        self.histories = [_EnvHistory(settings["buffer_steps"]) for _ in range(layer.num_envs)]
+        self.asked, self.rounds = store_budget(store)
+        state = state or {}
+        self.next_round_at = int(state.get("next_round_at", 0))
+        self.labels_trained = int(state.get("labels_trained", 0))
+        self.teacher: Any = None
+        self.last_accuracy: float | None = state.get("last_accuracy")
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps (the budget itself is read back from the store)."""
+        return {"next_round_at": self.next_round_at, "labels_trained": self.labels_trained,
+                "last_accuracy": self.last_accuracy}
+
+    def _on_training_start(self) -> None:
+        if len(self.store) > self.labels_trained:
+            # Labels written after the checkpoint this run resumed from: train on them.
+            self._train(self.rounds)
+
+    def _on_step(self) -> bool:
+        frames, env_rewards = self.layer.last_frames, self.layer.last_env_rewards
+        dones, infos = self.locals["dones"], self.locals["infos"]
+        for i, history in enumerate(self.histories):
+            history.add(frames[i], float(env_rewards[i]), str(infos[i].get("instruction", "")),
+                        bool(dones[i]))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        budget = self.settings["total_queries"] - self.asked
+        if budget <= 0 or self.num_timesteps < self.next_round_at:
+            return
+        first = self.rounds == 0
+        count = min(self.settings["initial_queries"] if first else self.settings["queries_per_round"],
+                    budget)
+        if count > 0:
+            self._ask(count, "uniform" if first else self.settings["query"])
+        self.next_round_at = self.num_timesteps + self.settings["update_every"]
+
+    def _ask(self, count: int, method: str) -> None:
+        from agents.reward_train import make_teacher
+        from rewards.query import draw_queries
+
+        segment = self.settings["segment"]
+        episodes = [e for history in self.histories for e in history.episodes(segment)]
+        if not episodes:
+            return  # nothing long enough yet; try again after the next rollout
+        if self.teacher is None:
+            self.teacher = make_teacher(self.settings["teacher"],
+                                        dict(self.settings["teacher_kwargs"]), episodes,
+                                        segment, self.seed)
+        rng = np.random.default_rng(self.seed + self.rounds)
+        queries = draw_queries(episodes, count, self.settings["pool_factor"] * count, segment,
+                               method, self.reward, rng)
+        labels = np.asarray(self.teacher.label_pairs(queries), np.float32)
+        keep = ~np.isnan(labels)
+        kept = queries.subset(np.flatnonzero(keep))
+        # Durable before anything else: a kill after this line keeps the labels.
+        self.store.append(kept.frames_a, kept.frames_b, labels[keep], source=self.teacher.name,
+                          instructions=kept.instructions,
+                          meta={"round": self.rounds, "step": int(self.num_timesteps),
+                                "asked": int(count), "query": method})
+        self.asked += count
+        self.rounds += 1
+        self._train(self.rounds)
+        self.logger.record("preference/asked", self.asked)
+        self.logger.record("preference/labels", len(self.store))
+        self.logger.record("preference/skipped", int((~keep).sum()))
+
+    def _train(self, round_index: int) -> None:
+        from rewards.preference import train_preference_reward
+
+        if len(self.store) == 0:
+            return
+        metrics = train_preference_reward(self.reward, self.store, epochs=self.settings["epochs"],
+                                          seed=self.seed + round_index)
+        self.labels_trained = len(self.store)
+        self.last_accuracy = metrics.accuracy
+        self.logger.record("preference/training_accuracy", metrics.accuracy)
+        self.logger.record("preference/training_seconds", metrics.seconds)

@@ -1,0 +1,119 @@
+"""Training configs: shipped ones load, bad ones stop at start-up naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.cli import main
+from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config, parse_schedule
+
+import envs
+
+SHIPPED = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = "env: vmalign/Reach-v0\nhyperparams: {n_timesteps: 1000}\n"
+
+
+def test_every_registered_env_has_a_ground_truth_config():
+    for env_id in envs.ENV_IDS:
+        name = env_id.split("/")[1].removesuffix("-v0").lower()
+        config = load_config(f"{name}_ground_truth")
+        assert config.env == env_id and config.reward == "ground_truth"
+
+
+@pytest.mark.parametrize("task", ["reach", "push", "pick_place", "stack", "sweep"])
+@pytest.mark.parametrize("reward", ["preference", "clip"])
+def test_manipulation_tasks_have_learned_reward_configs(task, reward):
+    config = load_config(f"{task.replace('_', '')}_{reward}")
+    assert config.reward == reward
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_load(name):
+    config = load_config(name)
+    assert config.n_timesteps > 0 and config.ppo_arguments() is not None
+    assert load_config(CONFIG_DIR / f"{name}.yaml").raw == config.raw
+
+
+def test_defaults_and_overrides(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL), ["hyperparams.n_envs=3", "seed=7",
+                                                    "env_kwargs.obs_size=32"])
+    assert (config.n_envs, config.seed, config.env_kwargs) == (3, 7, {"obs_size": 32})
+    assert config.reward == "ground_truth" and config.policy == "CnnPolicy"
+    assert config.preference is None
+    preference = load_config(write(tmp_path, MINIMAL + "reward: preference\n"))
+    assert preference.preference["teacher"] == "oracle"
+
+
+def test_linear_schedule_decays_to_zero():
+    schedule = parse_schedule("learning_rate", "lin_3e-4")
+    assert schedule(1.0) == pytest.approx(3e-4) and schedule(0.5) == pytest.approx(1.5e-4)
+    assert parse_schedule("clip_range", 0.2) == 0.2
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        (MINIMAL + "n_timesteps: 5\n", [], "unknown key(s) ['n_timesteps']"),
+        ("hyperparams: {n_timesteps: 10}\n", [], "'env' is required"),
+        ("env: vmalign/Nope-v0\nhyperparams: {n_timesteps: 10}\n", [], "unknown env"),
+        ("env: vmalign/Reach-v0\n", [], "n_timesteps' is required"),
+        (MINIMAL, ["hyperparams.n_timesteps=-1"], "n_timesteps must be an integer >= 1"),
+        (MINIMAL, ["hyperparams.learnin_rate=0.1"], "unknown key(s) hyperparams.['learnin_rate']"),
+        (MINIMAL, ["hyperparams.learning_rate=fast"], "not a number or 'lin_<number>'"),
+        (MINIMAL, ["hyperparams.gamma=1.5"], "gamma must be a number in [0, 1]"),
+        (MINIMAL, ["hyperparams.policy=Transformer"], "hyperparams.policy"),
+        (MINIMAL, ["hyperparams.batch_size=100000"], "larger than a rollout"),
+        (MINIMAL, ["reward=golden"], "unknown reward 'golden'"),
+        (MINIMAL, ["preference.teacher=oracle"], "needs reward: preference"),
+        (MINIMAL, ["reward=preference", "preference.teacher=sage"], "preference.teacher"),
+        (MINIMAL, ["reward=preference", "preference.budget=3"], "preference.['budget']"),
+        (MINIMAL, ["vec_env=threads"], "vec_env"),
+        (MINIMAL, ["hyperparams.policy_kwargs.activation_fn=swish"], "activation_fn"),
+        (MINIMAL, ["seed"], "is not key=value"),
+        (MINIMAL, ["env_kwargs=3", "env_kwargs.obs_size=4"], "not a mapping"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), overrides)
+    assert message in str(error.value)
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "env: [unclosed\n"))
+    with pytest.raises(FileNotFoundError, match="shipped configs"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_do_not_touch_the_input():
+    data = {"hyperparams": {"n_timesteps": 5}}
+    apply_overrides(data, ["hyperparams.n_timesteps=6"])
+    assert data == {"hyperparams": {"n_timesteps": 5}}
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, MINIMAL)
+    assert main(["train", "--config", str(path), "hyperparams.n_envz=2"]) == 2
+    err = capsys.readouterr().err
+    assert "n_envz" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_bad_env_kwarg_stops_before_training(tmp_path, capsys):
+    path = write(tmp_path, MINIMAL)
+    code = main(["train", "--config", str(path), "env_kwargs.colour=red", "--out",
+                 str(tmp_path / "run"), "--no-progress"])
+    assert code == 2
+    assert "colour" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints").exists()
