@@ -5,8 +5,11 @@ A config names an environment, a reward module and the PPO hyperparameters::
     env: vmalign/Reach-v0
     env_kwargs: {obs_size: 64, render_size: 64}
     reward: preference            # any name in rewards.names()
-    reward_kwargs: {}
-    preference:                   # the online preference loop (reward: preference)
+    reward_kwargs: {}             # its arguments (rewards.make)
+    reward_checkpoint: null       # or a module saved by rewards.save / vmalign reward-train
+    preference:                   # the online preference loop (reward: preference);
+                                  # "preference: false" trains on a fixed reward
+                                  # (e.g. reward_checkpoint: DIR)
       teacher: oracle
       total_queries: 400
     seed: 0
@@ -85,6 +88,7 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
     "env_kwargs": {},
     "reward": "ground_truth",
     "reward_kwargs": {},
+    "reward_checkpoint": None,
     "reward_frames": "render",
     "preference": None,
     "algo": "ppo",
@@ -111,6 +115,9 @@ class TrainConfig:
     env_kwargs: dict[str, Any]
     reward: str
     reward_kwargs: dict[str, Any]
+    reward_checkpoint: str | None
+    """A saved module (``rewards.save``) to start from instead of ``rewards.make``;
+    ``reward_kwargs`` then override its non-architecture arguments."""
     reward_frames: str
     preference: dict[str, Any] | None
     algo: str
@@ -255,6 +262,8 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
 
     if reward not in rewards.names():
         raise ConfigError(f"{source}: unknown reward {reward!r}; valid names are {rewards.names()}")
+    merged["reward_checkpoint"] = _check_reward_checkpoint(source, reward,
+                                                           merged["reward_checkpoint"])
     for key in ("seed",):
         _check_int(source, key, merged[key], minimum=0)
     for key in ("checkpoint_every", "eval_episodes"):
@@ -287,7 +296,8 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     ppo_kwargs = _check_ppo_kwargs(source, hyper, n_envs)
     return TrainConfig(
         env=env, env_kwargs=merged["env_kwargs"], reward=reward,
-        reward_kwargs=merged["reward_kwargs"], reward_frames=merged["reward_frames"],
+        reward_kwargs=merged["reward_kwargs"], reward_checkpoint=merged["reward_checkpoint"],
+        reward_frames=merged["reward_frames"],
         preference=merged["preference"], algo=merged["algo"], seed=int(merged["seed"]),
         device=merged["device"], vec_env=merged["vec_env"],
         checkpoint_every=int(merged["checkpoint_every"]),
@@ -296,6 +306,30 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
         frame_stack=int(frame_stack), policy_kwargs=policy_kwargs, ppo_kwargs=ppo_kwargs,
         raw=merged,
     )
+
+
+def _check_reward_checkpoint(source: str, reward: str, folder: Any) -> str | None:
+    """The saved module's folder, checked to hold a module called ``reward``."""
+    if folder is None:
+        return None
+    if not isinstance(folder, str) or not folder:
+        raise ConfigError(f"{source}: 'reward_checkpoint' must be a folder path or null, "
+                          f"got {folder!r}")
+    from rewards.durable import read_json_header
+    from rewards.serialization import CONFIG_FILE, FORMAT, VERSION
+
+    header_file = Path(folder) / CONFIG_FILE
+    if not header_file.is_file():
+        raise ConfigError(f"{source}: reward_checkpoint {folder!r} is not a saved reward module "
+                          f"(no {CONFIG_FILE}; vmalign reward-train writes one to OUT/reward)")
+    try:
+        header = read_json_header(header_file, FORMAT, VERSION, "a vmalign reward module config")
+    except ValueError as error:
+        raise ConfigError(f"{source}: reward_checkpoint: {error}") from None
+    if header.get("module") != reward:
+        raise ConfigError(f"{source}: reward_checkpoint {folder!r} holds a "
+                          f"{header.get('module')!r} module but reward is {reward!r}")
+    return str(Path(folder).resolve())
 
 
 def _check_env_id(env: str, source: str) -> None:
@@ -309,6 +343,8 @@ def _check_env_id(env: str, source: str) -> None:
 
 
 def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] | None:
+    if section is False:
+        return None  # "preference: false": a preference reward trained elsewhere, no loop
     if section is None:
         return dict(PREFERENCE_DEFAULTS) if reward == "preference" else None
     if reward != "preference":

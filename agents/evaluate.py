@@ -62,6 +62,8 @@ class _Episode:
     observations: list[np.ndarray] = field(default_factory=list)
     """The env's own observation after each step (no frame stacking)."""
     rewards: list[float] = field(default_factory=list)
+    progress: list[float] = field(default_factory=list)
+    """``info["progress"]`` after each step (NaN where the env reports none)."""
     instructions: list[str] = field(default_factory=list)
     success: bool | None = None
     done: bool = False
@@ -95,6 +97,7 @@ def _recorder_class() -> type:
             if self.keep_observations:
                 episode.observations.append(np.array(obs, copy=True))
             episode.rewards.append(float(reward))
+            episode.progress.append(float(info.get("progress", np.nan)))
             episode.instructions.append(str(info.get("instruction", "")))
             if "is_success" in info:
                 episode.success = bool(info["is_success"])
@@ -226,6 +229,8 @@ def _evaluate(run_dir: Path, config: Any, restored: Any, count: int, first_seed:
             f"policy")
         set_random_seed(first_seed)  # the sampled actions of --stochastic
         results: list[dict[str, Any]] = []
+        learned_steps: list[np.ndarray] = []
+        progress_steps: list[np.ndarray] = []
         best: tuple[int, list[np.ndarray]] | None = None
         worst: tuple[int, list[np.ndarray]] | None = None
         for index in range(count):
@@ -247,7 +252,10 @@ def _evaluate(run_dir: Path, config: Any, restored: Any, count: int, first_seed:
                 "success": episode.success, "length": len(episode.rewards),
             }
             if learned_source is not None:
-                result["learned_return"] = round(_learned_return(reward, episode, learned_source), 6)
+                learned_rewards = _learned_rewards(reward, episode, learned_source)
+                result["learned_return"] = round(float(learned_rewards.sum()), 6)
+                learned_steps.append(learned_rewards)
+                progress_steps.append(np.asarray(episode.progress, np.float64))
             results.append(result)
             if best is None or result["return"] > results[best[0]]["return"]:
                 best = (index, episode.frames)
@@ -286,6 +294,8 @@ def _evaluate(run_dir: Path, config: Any, restored: Any, count: int, first_seed:
         learned = np.array([r["learned_return"] for r in results], np.float64)
         summary["mean_learned_return"] = round(float(learned.mean()), 4)
         summary["std_learned_return"] = round(float(learned.std()), 4)
+        summary["reward_progress_spearman"] = _reward_progress_spearman(learned_steps,
+                                                                        progress_steps)
     summary["videos"] = {
         name: {"file": f"{name}.mp4", "episode": index, "seed": results[index]["seed"],
                "return": results[index]["return"]}
@@ -376,11 +386,26 @@ def _make_env(config: Any, video_size: int | None, notes: list[str]) -> tuple[An
     return env, int(size) if size is not None else None
 
 
-def _learned_return(reward: Any, episode: _Episode, source: str) -> float:
-    """The episode's return under the reward module, scored as training scored it:
-    one reward per step, on the frame after that step."""
+def _reward_progress_spearman(learned: list[np.ndarray], progress: list[np.ndarray]) -> float | None:
+    """Spearman correlation over every evaluated step of the learned reward with
+    ``info["progress"]`` (None where the env reports no progress or it is constant)."""
+    from agents.metrics import spearman
+
+    if not learned:
+        return None
+    rewards, values = np.concatenate(learned), np.concatenate(progress)
+    known = np.isfinite(values)
+    if known.sum() < 3:
+        return None
+    value = spearman(rewards[known], values[known])
+    return round(float(value), 4) if math.isfinite(value) else None
+
+
+def _learned_rewards(reward: Any, episode: _Episode, source: str) -> np.ndarray:
+    """The episode's per-step rewards under the reward module, scored as training
+    scored them: one reward per step, on the frame after that step."""
     if not episode.rewards:
-        return 0.0
+        return np.zeros(0, np.float32)
     env_rewards = np.asarray(episode.rewards, np.float32)
     if source == "render":
         frames: np.ndarray | None = np.stack(episode.frames[1:])
@@ -389,14 +414,13 @@ def _learned_return(reward: Any, episode: _Episode, source: str) -> float:
     else:
         frames = None
     if reward.needs_trajectory:
-        return float(np.sum(reward.score_trajectory(frames, episode.instructions[-1], env_rewards)))
-    total = 0.0
+        return np.asarray(reward.score_trajectory(frames, episode.instructions[-1], env_rewards))
+    chunks = []
     for start in range(0, len(env_rewards), SCORE_BATCH):
         stop = start + SCORE_BATCH
         batch = frames[start:stop] if frames is not None else None
-        total += float(np.sum(reward(batch, episode.instructions[start:stop],
-                                     env_rewards[start:stop])))
-    return total
+        chunks.append(reward(batch, episode.instructions[start:stop], env_rewards[start:stop]))
+    return np.concatenate(chunks)
 
 
 def _resize(frame: np.ndarray, size: int | None) -> np.ndarray:

@@ -37,16 +37,22 @@ PROGRESS_FILE = "progress.csv"
 PREFERENCES = "preferences"
 
 
-def build_reward(config: TrainConfig, device: str | None, checkpoint_folder: Path | None = None) -> Any:
-    """The config's reward module; a learned one resumes from ``checkpoint_folder``."""
+def build_reward(config: TrainConfig, device: str, checkpoint_folder: Path | None = None) -> Any:
+    """The config's reward module: from a training checkpoint's ``reward/`` (resume),
+    else from ``reward_checkpoint``, else made fresh from ``reward_kwargs``."""
     import rewards
 
-    if checkpoint_folder is not None:
-        return rewards.load(checkpoint_folder, device=device)
+    saved = checkpoint_folder if checkpoint_folder is not None else config.reward_checkpoint
+    accepted = _parameters(rewards.get(config.reward))
+    if saved is not None:
+        overrides = dict(config.reward_kwargs) if checkpoint_folder is None else {}
+        if "device" in accepted:
+            overrides.setdefault("device", device)
+        return rewards.load(saved, **overrides)
     kwargs = dict(config.reward_kwargs)
     if config.reward == "preference":
         kwargs.setdefault("seed", config.seed)
-    if "device" in _parameters(rewards.get(config.reward)):
+    if "device" in accepted:
         kwargs.setdefault("device", device)
     return rewards.make(config.reward, **kwargs)
 
@@ -75,6 +81,8 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, progress_bar
     from rewards.preference_store import PreferenceStore
 
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, config)  # the run folder describes itself (resume and eval read it)
     device = str(get_device(None if config.device == "auto" else config.device))
     restored = ckpt.latest_checkpoint(run_dir) if resume else None
     if resume and restored is None:
@@ -177,21 +185,18 @@ def prepare_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
         if len(allowed) != len(args.overrides):
             raise ValueError("with --resume only hyperparams.n_timesteps=N may be overridden "
                              "(the rest of a run's config is fixed)")
-        config = load_config(saved, allowed)
-        if allowed:
-            _write_config(run_dir, config)
-        return config, run_dir, True
+        return load_config(saved, allowed), run_dir, True
     if not args.config:
         raise ValueError("give --config FILE_OR_NAME (e.g. --config reach_ground_truth) or "
                          "--resume RUN_DIR")
     config = load_config(args.config, args.overrides)
     env_name = config.env.split("/")[-1].removesuffix("-v0").lower()
     run_dir = make_output_dir(args.out or config.out, prefix=f"train-{env_name}-{config.reward}")
-    _write_config(run_dir, config)
     return config, run_dir, False
 
 
-def _write_config(run_dir: Path, config: TrainConfig) -> None:
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Writes the resolved config to ``RUN/config.yaml`` (what resume and eval read)."""
     from rewards.durable import atomic_write
 
     atomic_write(run_dir / CONFIG_FILE, lambda handle: handle.write(config.to_yaml().encode()))

@@ -103,6 +103,13 @@ class EnvViews:
     The policy's observation (``obs_size`` from ``camera``) and the larger
     reward-model view of ``render()`` (``render_size`` from ``render_camera``),
     whose GL context is made on first use, so envs that never render pay nothing.
+
+    When both views name the same camera and size they are one picture: ``render``
+    then returns a copy of the last observation while the simulation has not moved
+    since (same ``data.time``, ``qpos`` and mocap poses), instead of drawing it again,
+    which halves the rendering of a training run whose reward scores that view. Edits
+    to the model itself (colours, geom poses) between an observation and a render are
+    the envs' own reset-time business and are always followed by a new observation.
     """
 
     def __init__(
@@ -114,13 +121,22 @@ class EnvViews:
         self._render_camera = render_camera
         self.observation_view = CameraView(model, obs_size, camera)
         self._render_view: CameraView | None = None
+        self._same_view = (obs_size, camera) == (render_size, render_camera)
+        self._last_observation: tuple[np.ndarray, tuple[float, bytes, bytes]] | None = None
 
     def observe(self, data: mujoco.MjData) -> np.ndarray:
         """A fresh observation frame."""
-        return self.observation_view.render(data)
+        frame = self.observation_view.render(data)
+        if self._same_view:
+            self._last_observation = (frame.copy(), _state_stamp(data))
+        return frame
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """A fresh reward-model frame."""
+        if self._last_observation is not None:
+            frame, stamp = self._last_observation
+            if stamp == _state_stamp(data):
+                return frame.copy()
         if self._render_view is None:
             self._render_view = CameraView(self._model, self._render_size, self._render_camera)
         return self._render_view.render(data)
@@ -131,3 +147,8 @@ class EnvViews:
             if view is not None:
                 view.close()
         self._render_view = None
+
+
+def _state_stamp(data: mujoco.MjData) -> tuple[float, bytes, bytes]:
+    """What identifies a simulation state for :class:`EnvViews`' reuse of a frame."""
+    return data.time, data.qpos.tobytes(), data.mocap_pos.tobytes()

@@ -125,6 +125,31 @@ def test_observation_and_render_sizes(camera):
     assert obs2 is not obs  # observations are fresh arrays, safe to keep
 
 
+@pytest.mark.parametrize("env_id", ["vmalign/Push-v0", "vmalign/GoToObject-v0"])
+def test_render_of_the_observation_view_is_the_observation_until_the_state_moves(env_id):
+    # Same camera and size: render() reuses the observation instead of drawing it
+    # again, and must give exactly what a separate render view would.
+    same = gym.make(env_id, render_mode="rgb_array", obs_size=48, render_size=48)
+    other = gym.make(env_id, render_mode="rgb_array", obs_size=48, render_size=48)
+    obs, _ = same.reset(seed=3)
+    other.reset(seed=3)
+    for _ in range(3):
+        frame = same.render()
+        np.testing.assert_array_equal(frame, obs)
+        frame[:] = 0  # a copy: the caller may keep or change it
+        np.testing.assert_array_equal(same.render(), obs)
+        action = same.action_space.sample()
+        obs, *_ = same.step(action)
+        other.step(action)
+    # A state moved by hand, with no new observation, is drawn afresh.
+    data = same.unwrapped.data
+    data.qpos[:] = other.unwrapped.data.qpos + 0.05
+    import mujoco
+
+    mujoco.mj_forward(same.unwrapped.model, data)
+    assert not np.array_equal(same.render(), obs)
+
+
 def test_render_is_none_without_render_mode():
     env = gym.make("vmalign/Reach-v0")
     env.reset(seed=0)

@@ -52,6 +52,8 @@ def test_defaults_and_overrides(tmp_path):
     assert config.preference is None
     preference = load_config(write(tmp_path, MINIMAL + "reward: preference\n"))
     assert preference.preference["teacher"] == "oracle"
+    fixed = load_config(write(tmp_path, MINIMAL + "reward: preference\npreference: false\n"))
+    assert fixed.reward == "preference" and fixed.preference is None  # no online loop
 
 
 def test_linear_schedule_decays_to_zero():
@@ -117,3 +119,23 @@ def test_bad_env_kwarg_stops_before_training(tmp_path, capsys):
     assert code == 2
     assert "colour" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_reward_checkpoint_must_hold_the_named_module(tmp_path):
+    import rewards
+
+    with pytest.raises(ConfigError, match="not a saved reward module"):
+        load_config(write(tmp_path, MINIMAL), ["reward=rapl",
+                                                f"reward_checkpoint={tmp_path / 'nothing'}"])
+    rewards.save(rewards.make("preference", ensemble_size=1, image_size=8, channels=[4],
+                              hidden_size=4), tmp_path / "pref")
+    with pytest.raises(ConfigError, match="holds a 'preference' module but reward is 'rapl'"):
+        load_config(write(tmp_path, MINIMAL), ["reward=rapl",
+                                                f"reward_checkpoint={tmp_path / 'pref'}"])
+    config = load_config(write(tmp_path, MINIMAL), ["reward=preference", "preference=false",
+                                                     f"reward_checkpoint={tmp_path / 'pref'}"])
+    assert config.reward_checkpoint == str((tmp_path / "pref").resolve())
+    from agents.train import build_reward
+
+    module = build_reward(config, "cpu")
+    assert module.name == "preference" and module.ensemble_size == 1

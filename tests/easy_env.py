@@ -1,0 +1,70 @@
+"""A pixel task easy enough for PPO to learn in seconds, for the training tests.
+
+``vmalign-test/Slide-v0``: a white bar at one of 9 columns of a 32x32 image, moved
+one column left or right per step; the task is to bring it to the middle column.
+Ground-truth reward ``-|x - 4| / 4``; ``info`` carries ``is_success`` (in the middle),
+``progress`` (1 - distance / start distance) and an instruction, as the vmalign envs
+do. ``render()`` returns the observation, so pixel reward modules score it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+ENV_ID = "vmalign-test/Slide-v0"
+COLUMNS = 9
+MIDDLE = COLUMNS // 2
+SIZE = 32
+STEPS = 12
+
+
+class SlideEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
+        self.action_space = spaces.Discrete(2)  # 0: left, 1: right
+        self.position = 0
+        self.start_distance = 1
+        self.steps = 0
+
+    def _frame(self) -> np.ndarray:
+        frame = np.full((SIZE, SIZE, 3), 30, np.uint8)
+        left = 2 + 3 * self.position
+        frame[4:28, left:left + 3] = 255
+        return frame
+
+    def _info(self) -> dict[str, Any]:
+        distance = abs(self.position - MIDDLE)
+        return {"is_success": distance == 0, "progress": 1.0 - distance / self.start_distance,
+                "instruction": "move the bar to the middle"}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        choices = [c for c in range(COLUMNS) if abs(c - MIDDLE) >= 2]
+        self.position = int(self.np_random.choice(choices))
+        self.start_distance = abs(self.position - MIDDLE)
+        self.steps = 0
+        return self._frame(), self._info()
+
+    def step(self, action):
+        self.position = int(np.clip(self.position + (1 if int(action) == 1 else -1), 0, COLUMNS - 1))
+        self.steps += 1
+        reward = -abs(self.position - MIDDLE) / MIDDLE
+        return self._frame(), reward, False, self.steps >= STEPS, self._info()
+
+    def render(self) -> np.ndarray | None:
+        return self._frame() if self.render_mode == "rgb_array" else None
+
+    def expert_action(self) -> int:
+        return 1 if self.position < MIDDLE else 0
+
+
+def register() -> None:
+    if ENV_ID not in gym.registry:
+        gym.register(ENV_ID, entry_point=SlideEnv)
