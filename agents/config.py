@@ -103,6 +103,26 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
 """Every top-level key with its default (``env`` and ``hyperparams.n_timesteps`` are required)."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, but ``1e-3`` (no dot) is a float, as researchers write it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text -> Python values (safe: no objects are built)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 class ConfigError(ValueError):
     """A config that cannot run: the message names the key and what is allowed."""
 
@@ -189,7 +209,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     as ``reach_ground_truth``), applies ``key=value`` overrides and checks everything."""
     file = resolve_config_path(path)
     try:
-        data = yaml.safe_load(file.read_text())
+        data = read_yaml(file.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{file} is not valid YAML: {error}") from None
     if data is None:
@@ -221,7 +241,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             raise ConfigError(f"override {override!r} is not key=value (e.g. "
                               f"hyperparams.n_timesteps=50000)")
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = read_yaml(text) if text else ""
         except yaml.YAMLError as error:
             raise ConfigError(f"override {override!r}: the value is not valid YAML ({error})") from None
         parts = key.split(".")
@@ -265,9 +285,9 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     merged["reward_checkpoint"] = _check_reward_checkpoint(source, reward,
                                                            merged["reward_checkpoint"])
     for key in ("seed",):
-        _check_int(source, key, merged[key], minimum=0)
+        merged[key] = _check_int(source, key, merged[key], minimum=0)
     for key in ("checkpoint_every", "eval_episodes"):
-        _check_int(source, key, merged[key], minimum=1)
+        merged[key] = _check_int(source, key, merged[key], minimum=1)
     if not isinstance(merged["device"], str):
         raise ConfigError(f"{source}: 'device' must be a string (auto, cpu, cuda, cuda:0)")
     if merged["out"] is not None and not isinstance(merged["out"], str):
@@ -279,13 +299,13 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     if n_timesteps is None:
         raise ConfigError(f"{source}: 'hyperparams.n_timesteps' is required (total environment "
                           f"steps)")
-    _check_int(source, "hyperparams.n_timesteps", n_timesteps, minimum=1)
+    n_timesteps = _check_int(source, "hyperparams.n_timesteps", n_timesteps, minimum=1)
     n_envs = hyper.pop("n_envs", 8)
-    _check_int(source, "hyperparams.n_envs", n_envs, minimum=1)
+    n_envs = _check_int(source, "hyperparams.n_envs", n_envs, minimum=1)
     policy = hyper.pop("policy", "CnnPolicy")
     _check_choice(source, "hyperparams.policy", policy, POLICIES)
     frame_stack = hyper.pop("frame_stack", 1)
-    _check_int(source, "hyperparams.frame_stack", frame_stack, minimum=1)
+    frame_stack = _check_int(source, "hyperparams.frame_stack", frame_stack, minimum=1)
     policy_kwargs = hyper.pop("policy_kwargs", {}) or {}
     if not isinstance(policy_kwargs, dict):
         raise ConfigError(f"{source}: 'hyperparams.policy_kwargs' must be a mapping, got "
@@ -365,10 +385,10 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     if not isinstance(merged["teacher_kwargs"], dict):
         raise ConfigError(f"{source}: 'preference.teacher_kwargs' must be a mapping")
     for key in ("total_queries", "initial_queries"):
-        _check_int(source, f"preference.{key}", merged[key], minimum=0)
+        merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=0)
     for key in ("queries_per_round", "update_every", "segment", "pool_factor", "epochs",
                 "buffer_steps"):
-        _check_int(source, f"preference.{key}", merged[key], minimum=1)
+        merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=1)
     if merged["buffer_steps"] < merged["segment"]:
         raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
                           f"at least preference.segment ({merged['segment']})")
@@ -389,7 +409,7 @@ def _check_ppo_kwargs(source: str, hyper: dict[str, Any], n_envs: int) -> dict[s
             parse_schedule(key, hyper[key])
     for key in ("n_steps", "batch_size", "n_epochs"):
         if key in hyper:
-            _check_int(source, f"hyperparams.{key}", hyper[key], minimum=1)
+            hyper[key] = _check_int(source, f"hyperparams.{key}", hyper[key], minimum=1)
     for key in ("gamma", "gae_lambda"):
         if key in hyper and not (isinstance(hyper[key], (int, float)) and 0 <= hyper[key] <= 1):
             raise ConfigError(f"{source}: hyperparams.{key} must be a number in [0, 1], got "
@@ -415,6 +435,10 @@ def _check_choice(source: str, key: str, value: Any, choices: Sequence[str]) -> 
                           f"{list(choices)}")
 
 
-def _check_int(source: str, key: str, value: Any, minimum: int) -> None:
+def _check_int(source: str, key: str, value: Any, minimum: int) -> int:
+    """``value`` as an int; whole floats are accepted (rl-zoo writes ``!!float 1e6``)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{source}: {key} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -139,3 +139,17 @@ def test_reward_checkpoint_must_hold_the_named_module(tmp_path):
 
     module = build_reward(config, "cpu")
     assert module.name == "preference" and module.ensemble_size == 1
+
+
+def test_numbers_are_read_as_researchers_write_them(tmp_path):
+    # YAML 1.1 reads "5e-4" as a string; rl-zoo writes "!!float 1e6" for step counts.
+    text = MINIMAL.replace("n_timesteps: 1000", "n_timesteps: !!float 2e4")
+    config = load_config(write(tmp_path, text), ["hyperparams.learning_rate=5e-4",
+                                                 "hyperparams.ent_coef=1e-3",
+                                                 "hyperparams.n_steps=6.4e1"])
+    assert config.n_timesteps == 20000 and isinstance(config.n_timesteps, int)
+    assert config.ppo_arguments()["learning_rate"] == pytest.approx(5e-4)
+    assert config.ppo_kwargs["ent_coef"] == pytest.approx(1e-3)
+    assert config.ppo_kwargs["n_steps"] == 64 and isinstance(config.ppo_kwargs["n_steps"], int)
+    with pytest.raises(ConfigError, match="n_envs must be an integer"):
+        load_config(write(tmp_path, MINIMAL), ["hyperparams.n_envs=2.5"])
