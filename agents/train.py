@@ -76,7 +76,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, progress_bar
     from agents.callbacks import truncate_log
     from agents.preference_loop import PreferenceLoop
     from agents.relabel import RelabelRolloutBuffer
-    from agents.vector import check_env, make_training_env, needs_rendered_frames
+    from agents.vector import check_env_and_reward, make_training_env, needs_rendered_frames
     from rewards.device import get_device
     from rewards.preference_store import PreferenceStore
 
@@ -90,7 +90,7 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, progress_bar
 
     # Start-up checks that would otherwise fail late: the reward module and one env.
     reward = build_reward(config, device, restored.reward_folder if restored else None)
-    check_env(config, needs_rendered_frames(config, reward)).close()
+    check_env_and_reward(config, reward, needs_rendered_frames(config, reward))
     learned = reward.name if reward.tensors() else None
 
     start = restored.num_timesteps if restored else 0

@@ -40,10 +40,30 @@ def make_env_kwargs(config: TrainConfig, render: bool) -> dict[str, Any]:
     return kwargs
 
 
-def check_env(config: TrainConfig, render: bool) -> gym.Env:
-    """Makes (and returns, for the caller to close) one env, so that a bad env kwarg
-    fails at start-up with the env's own message listing the valid ones."""
-    return gym.make(config.env, **make_env_kwargs(config, render))
+def check_env_and_reward(config: TrainConfig, reward: RewardModel, render: bool) -> None:
+    """Makes one env and scores its first frame with ``reward``, so that a bad env
+    kwarg (the env's own message lists the valid ones) or a reward module that cannot
+    score these frames (RAPL without demonstrations, a frame size a checkpoint was
+    not made for) stops the run at start-up rather than at its first step."""
+    import numpy as np
+
+    env = gym.make(config.env, **make_env_kwargs(config, render))
+    try:
+        obs, info = env.reset(seed=config.seed)
+        frame = env.render() if render else obs
+        instruction = str(info.get("instruction", ""))
+        try:
+            if reward.needs_trajectory:
+                reward.score_trajectory(np.stack([frame, frame]), instruction,
+                                        np.zeros(2, np.float32))
+            else:
+                reward(frame[None] if reward.needs_frames else None, [instruction],
+                       np.zeros(1, np.float32))
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"the {reward.name!r} reward cannot score {config.env}'s frames: "
+                             f"{error}") from error
+    finally:
+        env.close()
 
 
 def make_training_env(config: TrainConfig, reward: RewardModel, n_envs: int, seed: int,

@@ -368,7 +368,9 @@ class RaplReward(RewardModel):
         """
         if not self._demo_embeddings:
             raise RuntimeError("the RAPL reward has no expert demonstrations: pass demos=[...] "
-                               "to the constructor or call set_demonstrations([...]) first")
+                               "to the constructor, call set_demonstrations([...]) first, or "
+                               "load a trained module (vmalign reward-train --reward rapl "
+                               "writes one; a training config names it as reward_checkpoint)")
         frames = check_frames(frames)
         if len(frames) == 0:
             raise ValueError("cannot score an empty trajectory")

@@ -193,3 +193,15 @@ def test_relabel_buffer_swaps_rewards_before_advantages():
     # env reward 1 -> learned 2 on every step; the +5 (SB3's bootstrap) is kept.
     np.testing.assert_allclose(buffer.rewards[:, 0], [2, 2, 2, 7])
     np.testing.assert_allclose(buffer.returns[:, 0], [13, 11, 9, 7])
+
+
+def test_a_reward_that_cannot_score_the_frames_stops_the_run_at_start_up(tmp_path, capsys):
+    from agents.cli import main
+
+    # The shipped RAPL config without its reward_checkpoint: no demonstrations.
+    code = main(["train", "--config", "sweep_rapl", "--out", str(tmp_path / "run"),
+                 "--no-progress"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "cannot score vmalign/Sweep-v0's frames" in error and "reward_checkpoint" in error
+    assert not (tmp_path / "run" / "checkpoints").exists()
