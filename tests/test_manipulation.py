@@ -111,7 +111,7 @@ def test_bad_arguments_say_what_is_allowed(kwargs, message):
         ReachEnv(**kwargs)
 
 
-@pytest.mark.parametrize("camera", ["front", "wrist"])
+@pytest.mark.parametrize("camera", ["front", "workspace", "wrist"])
 def test_observation_and_render_sizes(camera):
     env = gym.make("vmalign/Push-v0", render_mode="rgb_array", obs_size=40, camera=camera,
                    render_size=100, render_camera=camera)

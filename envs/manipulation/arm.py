@@ -54,7 +54,7 @@ FINGER_OPEN = 0.05
 """Finger joint position (metres from centre) when the gripper is fully open."""
 
 TABLE_HEIGHT = 0.0
-CAMERAS = ("front", "wrist")
+CAMERAS = ("front", "workspace", "wrist")
 
 
 _TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
@@ -88,7 +88,10 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
 
     - ``render_mode``: ``None`` or ``"rgb_array"``.
     - ``obs_size`` (int, 16-512, default 64): observation height and width.
-    - ``camera`` (``"front"`` or ``"wrist"``, default ``"front"``): observation camera.
+    - ``camera`` (``"front"``, ``"workspace"`` or ``"wrist"``, default ``"front"``):
+      observation camera. ``"front"`` shows the whole arm; ``"workspace"`` is closer
+      and steeper, centred on where the objects start, so they cover about twice the
+      pixels (what a 64x64 pixel policy needs); ``"wrist"`` moves with the hand.
     - ``render_size`` (int, 16-1024, default 224): size of :meth:`render`'s frame, the
       view meant for reward models.
     - ``render_camera`` (default ``"front"``): camera of :meth:`render`.
@@ -100,7 +103,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``randomize_lighting`` (bool, default False): per-episode light direction and
       intensity.
     - ``camera_jitter`` (float, metres, 0-0.1, default 0): per-episode random offset of
-      the front camera's position, which keeps looking at the same point.
+      the front and workspace cameras' positions; each keeps looking at its point.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -293,10 +296,11 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
             model.light_dir[light] = direction / np.linalg.norm(direction)
             model.light_diffuse[light] = rng.uniform(0.35, 0.75)
         if self.camera_jitter > 0:
-            camera = model.camera("front").id
-            look_at = _camera_look_at(model.cam_pos[camera], model.cam_quat[camera])
-            model.cam_pos[camera] += rng.uniform(-self.camera_jitter, self.camera_jitter, 3)
-            model.cam_quat[camera] = _look_at_quat(model.cam_pos[camera], look_at)
+            for name in ("front", "workspace"):
+                camera = model.camera(name).id
+                look_at = _camera_look_at(model.cam_pos[camera], model.cam_quat[camera])
+                model.cam_pos[camera] += rng.uniform(-self.camera_jitter, self.camera_jitter, 3)
+                model.cam_quat[camera] = _look_at_quat(model.cam_pos[camera], look_at)
 
     # ------------------------------------------------- helpers for tasks
     def sample_colors(self, count: int) -> list[str]:
