@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Subcommand modules keep their heavy imports
 # (MuJoCo, torch) inside `run`, so building the parser for `--help` stays fast.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("agents.collect", "record expert demonstrations into a dataset on disk"),
     "demo": ("agents.demo", "the whole loop: PPO against a preference-learned reward, eval, summary"),
     "eval": ("agents.evaluate", "success rate, best/worst episode videos and learning curve of a run"),
     "preview": ("agents.preview", "render every environment's scripted expert to videos"),

@@ -37,6 +37,13 @@ class Episode:
     instruction: str
     policy: str
     seed: int
+    step_success: np.ndarray | None = None
+    """bool (T,): ``info["is_success"]`` after each step."""
+    actions: np.ndarray | None = None
+    """The action taken at each step (the env's dtype), kept by ``keep_observations``."""
+    observations: np.ndarray | None = None
+    """The observation each action was chosen on (before the step), kept by
+    ``keep_observations``."""
 
 
 def parse_policy(name: str) -> float:
@@ -53,32 +60,45 @@ def parse_policy(name: str) -> float:
     raise ValueError(f"unknown policy {name!r}; use {POLICY_HELP}")
 
 
-def collect_episode(env: gym.Env, policy: str, seed: int) -> Episode:
-    """Runs one episode of ``policy`` in ``env`` (made with ``render_mode="rgb_array"``)."""
+def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: bool = False,
+                    render: bool = True) -> Episode:
+    """Runs one episode of ``policy`` in ``env`` (made with ``render_mode="rgb_array"``
+    unless ``render=False``, which records no frames: ``frames`` is then empty).
+
+    ``keep_observations`` also records each step's observation and action (what a
+    demonstration dataset stores)."""
     random_probability = parse_policy(policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     expert = expert_policy(env)
     obs, info = env.reset(seed=seed)
-    frames, env_rewards, progress = [], [], []
+    frames, env_rewards, progress, actions, observations, successes = [], [], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
         if rng.random() < random_probability:
             action = env.action_space.sample()
         else:
             action = expert(obs)
+        if keep_observations:
+            observations.append(obs)
+            actions.append(action)
         obs, reward, terminated, truncated, info = env.step(action)
-        frames.append(env.render())
+        if render:
+            frames.append(env.render())
         env_rewards.append(reward)
         progress.append(info.get("progress", np.nan))
+        successes.append(bool(info.get("is_success", False)))
     return Episode(
-        frames=np.stack(frames),
+        frames=np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8),
         env_rewards=np.asarray(env_rewards, np.float32),
         progress=np.asarray(progress, np.float32),
         success=bool(info.get("is_success", False)),
         instruction=str(info.get("instruction", "")),
         policy=policy,
         seed=seed,
+        step_success=np.asarray(successes, bool),
+        actions=np.stack([np.asarray(a) for a in actions]) if keep_observations else None,
+        observations=np.stack(observations) if keep_observations else None,
     )
 
 
