@@ -1,0 +1,1 @@
+"""Vision-language-action policies: the model, behaviour cloning, PPO and DPO."""
