@@ -228,12 +228,10 @@ class VLAPolicy(nn.Module):
 
         self.config = config
         width = config.width
-        self._clip = None
         self._clip_tokenizer = None
-        if "clip" in (config.image_encoder, config.text_encoder):
-            self._build_clip()
+        clip = self._build_clip() if "clip" in (config.image_encoder, config.text_encoder) else None
         if config.image_encoder == "clip":
-            self.clip_visual = self._clip.visual
+            self.clip_visual = clip.visual
             self.clip_visual.output_tokens = True
             with torch.no_grad():
                 _, tokens = self.clip_visual(torch.zeros(1, 3, *self._clip_input))
@@ -253,8 +251,9 @@ class VLAPolicy(nn.Module):
                 )
         self.image_position = nn.Parameter(torch.zeros(1, image_tokens, width))
         if config.text_encoder == "clip":
-            self.clip_text = self._clip
-            embed = self._clip.text_projection
+            clip.visual = nn.Identity()  # encode_text never uses it; clip_visual holds it
+            self.clip_text = clip
+            embed = clip.text_projection
             dim = embed.shape[-1] if isinstance(embed, torch.Tensor) else embed.out_features
             self.text_proj = nn.Linear(dim, width)
         else:
@@ -273,10 +272,7 @@ class VLAPolicy(nn.Module):
                               if config.discrete_actions else None)
         self.value_head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
         if config.text_encoder == "clip" and config.freeze_clip_text:
-            for parameter in self._clip_text_parameters():
-                parameter.requires_grad_(False)
-        if self._clip is not None and config.image_encoder != "clip":
-            del self._clip.visual  # only the text half is used
+            self.clip_text.requires_grad_(False)
         self._token_cache: dict[str, torch.Tensor] = {}
         self._text_cache: dict[str, torch.Tensor] = {}
         self.device = get_device(device)
@@ -284,7 +280,7 @@ class VLAPolicy(nn.Module):
 
     # -- construction ----------------------------------------------------------------
 
-    def _build_clip(self) -> None:
+    def _build_clip(self) -> nn.Module:
         from rewards.clip import _read_model_config, load_open_clip
 
         config = self.config
@@ -299,12 +295,8 @@ class VLAPolicy(nn.Module):
                              persistent=False)
         self.register_buffer("clip_std", torch.tensor(preprocess["std"]).view(1, 3, 1, 1),
                              persistent=False)
-        self._clip = net
         self._clip_tokenizer = tokenizer
-
-    def _clip_text_parameters(self) -> list[nn.Parameter]:
-        visual = set(id(p) for p in getattr(self._clip, "visual", nn.Module()).parameters())
-        return [p for p in self._clip.parameters() if id(p) not in visual]
+        return net
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -315,7 +307,7 @@ class VLAPolicy(nn.Module):
         missing = [text for text in dict.fromkeys(instructions) if text not in self._token_cache]
         if missing:
             tokenizer = self._clip_tokenizer or get_tokenizer("ViT-B-32")
-            length = (self._clip.context_length if self.config.text_encoder == "clip"
+            length = (self.clip_text.context_length if self.config.text_encoder == "clip"
                       else self.config.context_length)
             for text, row in zip(missing, tokenizer(missing, context_length=length)):
                 self._token_cache[text] = row
