@@ -9,6 +9,9 @@ A run folder keeps ``checkpoints/step-<N>/`` (N = environment steps trained on) 
 - ``state.json``: step and update counters, RNG states, and the trainer's own state
   (e.g. the preference loop's label count and next round).
 
+VLA runs keep ``policy/`` (:meth:`agents.vla.model.VLAPolicy.save`) instead of
+``policy.safetensors``, through the same :func:`write_checkpoint`.
+
 Each checkpoint is written into a temporary folder, fsynced and renamed into place,
 and only then named in ``checkpoints/latest``, so a SIGKILL at any moment leaves the
 previous checkpoint whole. Old checkpoints are kept (they are the user's).
@@ -58,29 +61,36 @@ def save_checkpoint(run_dir: Path, model: Any, reward: Any | None,
 
     import rewards
 
+    def contents(folder: Path) -> None:
+        # save_model stores tensors the policy shares (SB3's actor and critic feature
+        # extractors are one module) once.
+        save_model(model.policy, str(folder / "policy.safetensors"))
+        torch.save(model.policy.optimizer.state_dict(), folder / "optimizer.pt")
+        if reward is not None:
+            rewards.save(reward, folder / "reward")
+
+    counters = {"n_updates": int(model._n_updates), "episode_num": int(model._episode_num)}
+    return write_checkpoint(run_dir, int(model.num_timesteps), contents,
+                            {**counters, "trainer": trainer_state})
+
+
+def write_checkpoint(run_dir: Path, step: int, contents: Any, state: dict[str, Any]) -> Path:
+    """The durable part of every checkpoint: ``contents(folder)`` fills a temporary
+    folder, ``state.json`` (``state`` plus the step and RNG states) is added, all is
+    fsynced and renamed to ``checkpoints/step-<step>``, and only then named in
+    ``checkpoints/latest``. Returns the checkpoint's folder."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{model.num_timesteps:010d}"
+    name = f"step-{step:010d}"
     final = root / name
     tmp = root / f".{name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    # save_model stores tensors the policy shares (SB3's actor and critic feature
-    # extractors are one module) once.
-    save_model(model.policy, str(tmp / "policy.safetensors"))
-    torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
-    if reward is not None:
-        rewards.save(reward, tmp / "reward")
-    state = {
-        "format": FORMAT, "version": VERSION,
-        "num_timesteps": int(model.num_timesteps),
-        "n_updates": int(model._n_updates),
-        "episode_num": int(model._episode_num),
-        "rng": rng_state(),
-        "trainer": trainer_state,
-    }
-    (tmp / "state.json").write_text(json.dumps(state))
+    contents(tmp)
+    record = {"format": FORMAT, "version": VERSION, "num_timesteps": int(step),
+              "rng": rng_state(), **state}
+    (tmp / "state.json").write_text(json.dumps(record))
     for path in [*tmp.rglob("*"), tmp]:
         if path.is_file():
             with open(path, "rb") as handle:

@@ -48,7 +48,9 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Where the shipped configs live (``agents/configs/*.yaml``)."""
 
-ALGORITHMS = ("ppo",)
+ALGORITHMS = ("ppo", "vla-bc", "vla-ppo", "vla-dpo")
+"""``ppo`` trains stable-baselines3 PPO (this module's schema); the ``vla-*`` ones train
+the VLA policy (schema in :mod:`agents.vla.config`)."""
 VEC_ENVS = ("dummy", "subproc")
 REWARD_FRAMES = ("render", "observation")
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
@@ -204,9 +206,12 @@ def parse_schedule(key: str, value: Any) -> float | Callable[[float], float]:
     return float(value)
 
 
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Any:
     """Reads the YAML config at ``path`` (a file, or the name of a shipped config such
-    as ``reach_ground_truth``), applies ``key=value`` overrides and checks everything."""
+    as ``reach_ground_truth``), applies ``key=value`` overrides and checks everything.
+
+    Returns a :class:`TrainConfig` (``algo: ppo``, the default) or, for ``algo:
+    vla-bc | vla-ppo | vla-dpo``, an :class:`agents.vla.config.VLARunConfig`."""
     file = resolve_config_path(path)
     try:
         data = read_yaml(file.read_text())
@@ -216,7 +221,12 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping of config keys, got {type(data).__name__}")
-    return check_config(apply_overrides(data, overrides), source=str(file))
+    data = apply_overrides(data, overrides)
+    if str(data.get("algo", "ppo")).startswith("vla-"):
+        from agents.vla.config import check_vla_config
+
+        return check_vla_config(data, source=str(file))
+    return check_config(data, source=str(file))
 
 
 def resolve_config_path(path: str | os.PathLike[str]) -> Path:

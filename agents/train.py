@@ -66,9 +66,18 @@ def build_model(config: TrainConfig, venv: Any, device: str, rollout_buffer: dic
                policy_kwargs=config.policy_arguments(), **extra, **config.ppo_arguments())
 
 
-def train(config: TrainConfig, run_dir: Path, resume: bool = False, progress_bar: bool = True,
+LENGTH_KEYS = {"ppo": "hyperparams.n_timesteps", "vla-bc": "bc.steps",
+               "vla-ppo": "ppo.n_timesteps", "vla-dpo": "dpo.epochs"}
+"""The one key ``--resume`` may override per algo: how long the run goes on."""
+
+
+def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool = True,
           log: Any = print) -> dict[str, Any]:
-    """Trains (or, with ``resume``, continues) the run in ``run_dir``; returns a summary."""
+    """Trains (or, with ``resume``, continues) the run in ``run_dir``; returns a summary.
+
+    ``config`` is a :class:`TrainConfig` (PPO) or a VLA run config (``algo: vla-*``)."""
+    if config.algo != "ppo":
+        return train_vla(config, run_dir, resume=resume, log=log)
     from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
     from agents import checkpoint as ckpt
@@ -157,20 +166,38 @@ def train(config: TrainConfig, run_dir: Path, resume: bool = False, progress_bar
     return summary
 
 
+def train_vla(config: Any, run_dir: Path, resume: bool = False, log: Any = print) -> dict[str, Any]:
+    """A VLA run: behaviour cloning, PPO fine-tuning or DPO (agents/vla/)."""
+    import importlib
+
+    from rewards.device import get_device
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, config)
+    device = str(get_device(None if config.device == "auto" else config.device))
+    trainer = importlib.import_module(f"agents.vla.{config.algo.removeprefix('vla-')}")
+    return trainer.train(config, run_dir, resume=resume, log=log, device=device)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML config file, or the name of a shipped one "
                                          "(agents/configs/NAME.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. hyperparams.n_timesteps=50000 seed=1")
+    parser.add_argument("--algo", choices=sorted(LENGTH_KEYS),
+                        help="ppo (default) or a VLA trainer; without --config a VLA algo "
+                             "starts from its shipped config (agents/configs/vla_bc.yaml, ...)")
     parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue this run from its latest checkpoint (only "
-                             "hyperparams.n_timesteps may be overridden)")
+                        help="continue this run from its latest checkpoint (only its length "
+                             "may be overridden: hyperparams.n_timesteps, bc.steps, "
+                             "ppo.n_timesteps or dpo.epochs)")
     parser.add_argument("--out", help="run folder (default: the config's 'out', else "
                                       "outputs/train-<env>-<reward>-<time>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def prepare_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
+def prepare_run(args: argparse.Namespace) -> tuple[Any, Path, bool]:
     """The config and run folder for ``args`` (new run, or ``--resume``)."""
     from agents.output import make_output_dir
 
@@ -179,23 +206,35 @@ def prepare_run(args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
         saved = run_dir / CONFIG_FILE
         if not saved.is_file():
             raise FileNotFoundError(f"{saved} not found: {run_dir} is not a vmalign run folder")
-        if args.config:
-            raise ValueError("--resume continues a run with its own config; leave out --config")
-        allowed = [o for o in args.overrides if o.split("=", 1)[0] == "hyperparams.n_timesteps"]
+        if args.config or args.algo:
+            raise ValueError("--resume continues a run with its own config; leave out "
+                             "--config and --algo")
+        length = LENGTH_KEYS[load_config(saved).algo]
+        allowed = [o for o in args.overrides if o.split("=", 1)[0] == length]
         if len(allowed) != len(args.overrides):
-            raise ValueError("with --resume only hyperparams.n_timesteps=N may be overridden "
+            raise ValueError(f"with --resume only {length}=N may be overridden "
                              "(the rest of a run's config is fixed)")
         return load_config(saved, allowed), run_dir, True
-    if not args.config:
-        raise ValueError("give --config FILE_OR_NAME (e.g. --config reach_ground_truth) or "
-                         "--resume RUN_DIR")
-    config = load_config(args.config, args.overrides)
-    env_name = config.env.split("/")[-1].removesuffix("-v0").lower()
-    run_dir = make_output_dir(args.out or config.out, prefix=f"train-{env_name}-{config.reward}")
+    overrides = list(args.overrides) + ([f"algo={args.algo}"] if args.algo else [])
+    config_name = args.config
+    if config_name is None and args.algo and args.algo != "ppo":
+        config_name = args.algo.replace("-", "_")
+    if not config_name:
+        raise ValueError("give --config FILE_OR_NAME (e.g. --config reach_ground_truth), "
+                         "--algo vla-bc|vla-ppo|vla-dpo, or --resume RUN_DIR")
+    config = load_config(config_name, overrides)
+    if config.env:
+        name = config.env.split("/")[-1].removesuffix("-v0").lower()
+    else:
+        name = "multitask"
+    kind = config.reward if config.algo in ("ppo", "vla-ppo") else ""
+    prefix = "-".join(part for part in ("train", config.algo if config.algo != "ppo" else "",
+                                        name, kind) if part)
+    run_dir = make_output_dir(args.out or config.out, prefix=prefix)
     return config, run_dir, False
 
 
-def write_config(run_dir: Path, config: TrainConfig) -> None:
+def write_config(run_dir: Path, config: Any) -> None:
     """Writes the resolved config to ``RUN/config.yaml`` (what resume and eval read)."""
     from rewards.durable import atomic_write
 
@@ -204,6 +243,13 @@ def write_config(run_dir: Path, config: TrainConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config, run_dir, resume = prepare_run(args)
+    if config.algo != "ppo":
+        print(f"vmalign train: {config.algo}, {config.total_steps} "
+              f"{'epochs' if config.algo == 'vla-dpo' else 'steps'}; writing to {run_dir}")
+        summary = train(config, run_dir, resume=resume)
+        print(f"vmalign train: done in {summary['seconds']} s; evaluation "
+              f"{json.dumps(summary['eval'])}; run folder {run_dir}")
+        return 0
     print(f"vmalign train: {config.env} with the {config.reward} reward, "
           f"{config.n_timesteps} steps; writing to {run_dir}")
     summary = train(config, run_dir, resume=resume, progress_bar=not args.no_progress)

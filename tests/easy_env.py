@@ -1,7 +1,8 @@
 """A pixel task easy enough for PPO to learn in seconds, for the training tests.
 
 ``vmalign-test/Slide-v0``: a white bar at one of 9 columns of a 32x32 image, moved
-one column left or right per step; the task is to bring it to the middle column.
+one column left or right, or kept still, per step; the task is to bring it to the
+middle column (and keep it there: success is judged after the last step).
 Ground-truth reward ``-|x - 4| / 4``; ``info`` carries ``is_success`` (in the middle),
 ``progress`` (1 - distance / start distance) and an instruction, as the vmalign envs
 do. ``render()`` returns the observation, so pixel reward modules score it.
@@ -28,7 +29,7 @@ class SlideEnv(gym.Env):
     def __init__(self, render_mode: str | None = None) -> None:
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
-        self.action_space = spaces.Discrete(2)  # 0: left, 1: right
+        self.action_space = spaces.Discrete(3)  # 0: left, 1: right, 2: stay
         self.position = 0
         self.start_distance = 1
         self.steps = 0
@@ -53,7 +54,8 @@ class SlideEnv(gym.Env):
         return self._frame(), self._info()
 
     def step(self, action):
-        self.position = int(np.clip(self.position + (1 if int(action) == 1 else -1), 0, COLUMNS - 1))
+        move = {0: -1, 1: 1, 2: 0}[int(action)]
+        self.position = int(np.clip(self.position + move, 0, COLUMNS - 1))
         self.steps += 1
         reward = -abs(self.position - MIDDLE) / MIDDLE
         return self._frame(), reward, False, self.steps >= STEPS, self._info()
@@ -62,6 +64,8 @@ class SlideEnv(gym.Env):
         return self._frame() if self.render_mode == "rgb_array" else None
 
     def expert_action(self) -> int:
+        if self.position == MIDDLE:
+            return 2
         return 1 if self.position < MIDDLE else 0
 
 

@@ -49,7 +49,7 @@ def random_policy_returns(module, episodes: int = EPISODES) -> tuple[float, floa
         env.reset(seed=10_000 + index)
         frames, env_rewards, done = [], [], False
         while not done:
-            _, reward, terminated, truncated, info = env.step(int(rng.integers(2)))
+            _, reward, terminated, truncated, info = env.step(int(rng.integers(3)))
             frames.append(env.render())
             env_rewards.append(reward)
             done = terminated or truncated

@@ -1,0 +1,115 @@
+"""``algo: vla-bc``: multi-task behaviour cloning of the VLA policy from datasets.
+
+Every gradient step draws ``bc.batch_size`` random frames from *each* dataset
+(``vmalign collect`` output; one per task or env), and minimises the sum over
+datasets of the mean negative log-likelihood of the recorded actions: the binned
+continuous actions (a cross-entropy per dimension) or the discrete ones. AdamW with
+a linear warm-up and a cosine decay to 10% of ``bc.lr``; gradients clipped to
+``bc.grad_clip``. Checkpoints every ``checkpoint_every`` steps; the run ends with the
+success rate of the final policy on every dataset's env (held-out seeds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.dataset import EpisodeDataset
+from agents.vla import runs
+from agents.vla.config import VLARunConfig
+from agents.vla.model import ActionSpec, VLAPolicy
+
+
+class TaskData:
+    """One dataset with its env's action spec, sampled frame by frame."""
+
+    def __init__(self, folder: str, max_episodes: int | None) -> None:
+        self.dataset = EpisodeDataset(folder, cache_episodes=512)
+        self.name = self.dataset.env
+        env = gym.make(self.dataset.env, **(self.dataset.info.get("env_kwargs") or {}))
+        self.spec = ActionSpec.of(env.action_space)
+        env.close()
+        episodes = self.dataset.num_episodes if max_episodes is None else min(
+            max_episodes, self.dataset.num_episodes)
+        self.frames = int(sum(r["length"] for r in self.dataset.episodes[:episodes]))
+        self.episodes = episodes
+
+    def sample(self, policy: VLAPolicy, count: int, rng: np.random.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
+        """``(images, tokens, instructions, action indices)`` of ``count`` random frames."""
+        items = [self.dataset[int(i)] for i in rng.integers(0, self.frames, count)]
+        images = np.stack([item["observation.image"] for item in items])
+        texts = [item["task"] for item in items]
+        actions = np.stack([item["action"] for item in items])
+        return (policy.preprocess(images), policy.tokenize(texts), texts,
+                policy.action_indices(actions, self.spec))
+
+
+def learning_rate(step: int, settings: dict[str, Any]) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to 10% of it at ``steps``."""
+    base, warmup, total = settings["lr"], settings["warmup"], settings["steps"]
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = print,
+          device: str = "cpu") -> dict[str, Any]:
+    settings = config.bc
+    tasks = [TaskData(folder, settings["max_episodes"]) for folder in config.datasets]
+    policy = runs.build_policy(config, device)
+    decay = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() >= 2]
+    other = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
+                                   {"params": other, "weight_decay": 0.0}], lr=settings["lr"])
+    start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    rng = np.random.default_rng(trainer.get("rng_seed", config.seed) + start)
+    logger = runs.make_logger(run_dir)
+    log(f"vmalign train: vla-bc on {len(tasks)} dataset(s) "
+        f"({', '.join(f'{t.name}: {t.episodes} episodes' for t in tasks)}), "
+        f"{policy.num_parameters() / 1e6:.1f} M parameters, {device}")
+
+    started, losses = time.perf_counter(), {t.name: [] for t in tasks}
+    policy.train()
+    for step in range(start, settings["steps"]):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings)
+        optimizer.zero_grad(set_to_none=True)
+        for task in tasks:
+            images, tokens, texts, indices = task.sample(policy, settings["batch_size"], rng)
+            features = policy.features(images, tokens, texts)
+            loss = -policy.distribution(features, task.spec).log_prob(indices).mean()
+            loss.backward()
+            losses[task.name].append(loss.item())
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), settings["grad_clip"])
+        optimizer.step()
+        done = step + 1
+        if done % settings["log_every"] == 0 or done == settings["steps"]:
+            for name, values in losses.items():
+                logger.record(f"bc/loss/{name}", float(np.mean(values)))
+            logger.record("bc/lr", optimizer.param_groups[0]["lr"])
+            logger.record("time/fps", round(done - start) / (time.perf_counter() - started))
+            logger.record("time/total_timesteps", done)
+            logger.dump(done)
+            losses = {t.name: [] for t in tasks}
+        if done % config.checkpoint_every == 0 or done == settings["steps"]:
+            runs.save_checkpoint(run_dir, done, policy, optimizer, {"rng_seed": config.seed})
+    seconds = time.perf_counter() - started
+    results = runs.evaluate(policy, config)
+    for env_id, result in results.items():
+        logger.record(f"eval/success_rate/{env_id}", result["success_rate"])
+    logger.record("time/total_timesteps", settings["steps"])
+    logger.dump(settings["steps"])
+    return runs.finish(run_dir, policy, {
+        "algo": "vla-bc", "steps": settings["steps"], "resumed_from": start,
+        "seconds": round(seconds, 1), "device": device, "parameters": policy.num_parameters(),
+        "datasets": {t.name: {"episodes": t.episodes, "frames": t.frames} for t in tasks},
+        "eval": results,
+    })
