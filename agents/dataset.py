@@ -52,14 +52,15 @@ class DatasetError(ValueError):
     """A dataset folder that cannot be used as asked; the message says why."""
 
 
-def _append_line(path: Path, record: dict[str, Any]) -> None:
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Appends ``record`` as one JSON line, flushed and fsynced."""
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
+def read_lines(path: Path) -> list[dict[str, Any]]:
     """The records of a JSONL file; a torn last line (a killed append) is ignored."""
     if not path.is_file():
         return []
@@ -77,7 +78,7 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _cut_torn_tail(path: Path) -> None:
+def cut_torn_tail(path: Path) -> None:
     """Truncates ``path`` after its last complete line (an append killed halfway
     leaves a partial one), so that the next append starts on a fresh line."""
     if not path.is_file():
@@ -124,10 +125,10 @@ class DatasetWriter:
             text = json.dumps(info, indent=2)
             atomic_write(info_path, lambda handle: handle.write(text.encode()))
         for name in ("episodes.jsonl", "tasks.jsonl"):
-            _cut_torn_tail(self.folder / "meta" / name)
-        self.episodes = _read_lines(self.folder / "meta" / "episodes.jsonl")
+            cut_torn_tail(self.folder / "meta" / name)
+        self.episodes = read_lines(self.folder / "meta" / "episodes.jsonl")
         self.tasks = {record["task"]: record["task_index"]
-                      for record in _read_lines(self.folder / "meta" / "tasks.jsonl")}
+                      for record in read_lines(self.folder / "meta" / "tasks.jsonl")}
         self._remove_uncommitted()
 
     def __len__(self) -> int:
@@ -148,8 +149,11 @@ class DatasetWriter:
                 path.unlink()  # a temporary or an episode whose commit line never landed
 
     def add_episode(self, images: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                    successes: np.ndarray, task: str, seed: int | None) -> int:
-        """Writes one finished episode durably; returns its ``episode_index``."""
+                    successes: np.ndarray, task: str, seed: int | None,
+                    extras: dict[str, np.ndarray] | None = None) -> int:
+        """Writes one finished episode durably; returns its ``episode_index``.
+
+        ``extras`` are further per-step arrays (e.g. ``action_mask``) stored with it."""
         steps = len(images)
         if steps == 0:
             raise DatasetError("an episode needs at least one step")
@@ -173,6 +177,10 @@ class DatasetWriter:
             "episode_index": np.full(steps, index, np.int64),
             "task_index": np.full(steps, task_index, np.int64),
         }
+        for key, array in (extras or {}).items():
+            if key in arrays or len(array) != steps:
+                raise DatasetError(f"extra array {key!r} must be new and have {steps} steps")
+            arrays[key] = np.asarray(array)
         relative = Path("data", f"chunk-{index // CHUNK_SIZE:03d}", f"episode_{index:06d}.npz")
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,14 +188,14 @@ class DatasetWriter:
         fsync_folder(path.parent)
         record = {"episode_index": index, "length": steps, "task_index": task_index,
                   "success": bool(arrays["success"][-1]), "seed": seed, "file": str(relative)}
-        _append_line(self.folder / "meta" / "episodes.jsonl", record)
+        append_line(self.folder / "meta" / "episodes.jsonl", record)
         self.episodes.append(record)
         return index
 
     def _task_index(self, task: str) -> int:
         if task not in self.tasks:
             self.tasks[task] = len(self.tasks)
-            _append_line(self.folder / "meta" / "tasks.jsonl",
+            append_line(self.folder / "meta" / "tasks.jsonl",
                          {"task_index": self.tasks[task], "task": task})
         return self.tasks[task]
 
@@ -207,8 +215,8 @@ class EpisodeDataset:
             raise FileNotFoundError(f"{info_path} not found: {self.folder} is not a vmalign "
                                     f"dataset (vmalign collect writes one)")
         self.info = read_json_header(info_path, FORMAT, VERSION, "a vmalign dataset")
-        self.episodes = _read_lines(self.folder / "meta" / "episodes.jsonl")
-        tasks = _read_lines(self.folder / "meta" / "tasks.jsonl")
+        self.episodes = read_lines(self.folder / "meta" / "episodes.jsonl")
+        tasks = read_lines(self.folder / "meta" / "tasks.jsonl")
         self.tasks = [record["task"] for record in sorted(tasks, key=lambda r: r["task_index"])]
         lengths = np.array([record["length"] for record in self.episodes], np.int64)
         self._starts = np.concatenate([[0], np.cumsum(lengths)])
@@ -236,7 +244,10 @@ class EpisodeDataset:
         path = self.folder / self.episodes[index]["file"]
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in STEP_KEYS}
+                missing = [key for key in STEP_KEYS if key not in data.files]
+                if missing:
+                    raise KeyError(f"lacks {missing}")
+                arrays = {key: data[key] for key in data.files}
         except (OSError, ValueError, KeyError) as error:
             raise DatasetError(f"{path} is corrupt or truncated: {error}") from error
         self._cache[index] = arrays

@@ -62,12 +62,15 @@ PPO_DEFAULTS: dict[str, Any] = {
 }
 DPO_DEFAULTS: dict[str, Any] = {
     "rollouts": 64,          # episodes of the starting policy to compare
+    "rollouts_per_start": 4, # of them from each start state (pairs share their start)
     "pairs": 128,            # labelled pairs of whole episodes
     "teacher": "oracle",     # a B-Pref simulated teacher (on ground-truth return)
     "teacher_kwargs": {},
-    "beta": 0.1,
-    "epochs": 4,
-    "lr": 1.0e-5,
+    "beta": 0.5,
+    "nll_coef": 0.5,         # + coef * mean per-step NLL of the winner (RPO's regulariser;
+                             # without it DPO collapsed the test task's policy)
+    "epochs": 8,
+    "lr": 1.0e-4,
     "batch_pairs": 4,
     "sample_rollouts": True, # rollouts sample actions (diverse pairs) rather than take the mode
 }
@@ -216,12 +219,15 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
         dpo = _check_section(source, "dpo", merged["dpo"], DPO_DEFAULTS)
         for key in ("rollouts", "pairs", "epochs", "batch_pairs"):
             dpo[key] = _check_int(source, f"dpo.{key}", dpo[key], minimum=1)
-        if dpo["rollouts"] < 2:
-            raise ConfigError(f"{source}: dpo.rollouts must be >= 2 to make pairs")
+        dpo["rollouts_per_start"] = _check_int(source, "dpo.rollouts_per_start",
+                                               dpo["rollouts_per_start"], minimum=2)
+        if dpo["rollouts"] < dpo["rollouts_per_start"]:
+            raise ConfigError(f"{source}: dpo.rollouts ({dpo['rollouts']}) must be at least "
+                              f"dpo.rollouts_per_start ({dpo['rollouts_per_start']})")
         _check_choice(source, "dpo.teacher", dpo["teacher"], list(TEACHER_PRESETS))
         if not isinstance(dpo["teacher_kwargs"], dict):
             raise ConfigError(f"{source}: dpo.teacher_kwargs must be a mapping")
-        _check_positive(source, "dpo", dpo, ("beta", "lr"), ())
+        _check_positive(source, "dpo", dpo, ("beta", "lr"), ("nll_coef",))
     return VLARunConfig(
         algo=algo, seed=merged["seed"], device=merged["device"], out=merged["out"],
         checkpoint_every=merged["checkpoint_every"], eval_episodes=merged["eval_episodes"],

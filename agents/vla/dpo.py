@@ -1,0 +1,238 @@
+"""``algo: vla-dpo``: trajectory-wise DPO (as in GRAPE) from preferences over the
+policy's own rollouts.
+
+1. **Rollouts.** The starting policy (``vla.init``, e.g. a BC policy) plays
+   ``dpo.rollouts`` episodes on the config's env, ``dpo.rollouts_per_start`` of them
+   from each start state (same env seed, sampled actions), recorded durably in
+   ``RUN/rollouts`` (a dataset as written by ``vmalign collect``, plus each step's
+   action mask).
+2. **Preferences.** ``dpo.pairs`` pairs of distinct rollouts *from the same start*
+   are labelled by a B-Pref simulated teacher on their ground-truth rewards and
+   appended durably to ``RUN/preferences.jsonl`` (``{"a": i, "b": j, "label": y,
+   "source": teacher}``; 1 = a preferred, 0 = b, 0.5 = equal). Sharing the start
+   matters: between different starts the return mostly reflects where an episode
+   began, not what the policy did, and DPO would learn that confound. Pairs of
+   identical return carry no preference and are recorded as ties (0.5); skipped pairs
+   go to ``preferences.skipped.jsonl``. Labels from people can be appended to
+   ``preferences.jsonl`` in the same form.
+3. **DPO.** With ``pi_ref`` the frozen starting policy and ``log pi(tau)`` the sum of
+   the trajectory's per-step action log-probabilities, each decided pair (winner w,
+   loser l) contributes::
+
+       -log sigmoid(beta * [(log pi(tau_w) - log pi_ref(tau_w))
+                            - (log pi(tau_l) - log pi_ref(tau_l))])
+
+   (ties are left out), plus, with ``dpo.nll_coef`` > 0, that coefficient times the
+   winner's mean per-step negative log-likelihood (the regulariser of RPO, Pang et
+   al. 2024, against DPO lowering the winner's likelihood along with the loser's). Adam, ``dpo.epochs`` passes over the pairs in batches of
+   ``dpo.batch_pairs``; a checkpoint after every epoch (``checkpoint_every`` counts
+   epochs here). Resuming reuses the recorded rollouts and labels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agents.vla import runs
+from agents.vla.config import VLARunConfig
+from agents.vla.model import ActionSpec, VLAPolicy, total_log_prob
+
+ROLLOUTS = "rollouts"
+PREFERENCES = "preferences.jsonl"
+
+
+def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log: Any) -> Any:
+    """The rollout dataset, recorded now as far as it is not on disk yet."""
+    import gymnasium as gym
+
+    from agents.dataset import DatasetWriter, EpisodeDataset
+    from agents.vla.rollout import rollout_episodes
+
+    s = config.dpo
+    env = gym.make(config.env, **config.env_kwargs)
+    obs, _ = env.reset(seed=config.seed)
+    space = env.action_space
+    env.close()
+    features = {"observation.image": ("uint8", obs.shape),
+                "action": (str(space.dtype), space.shape)}
+    writer = DatasetWriter(run_dir / ROLLOUTS, features,
+                           {"env": config.env, "env_kwargs": config.env_kwargs,
+                            "policy": "vla (dpo rollouts)"})
+    per_start = s["rollouts_per_start"]
+    starts = [config.seed + i // per_start for i in range(s["rollouts"])]
+    recorded: dict[int, int] = {}
+    for record in writer.episodes:
+        recorded[int(record["seed"])] = recorded.get(int(record["seed"]), 0) + 1
+    seeds = []
+    for seed in starts:
+        if recorded.get(seed, 0) > 0:
+            recorded[seed] -= 1
+        else:
+            seeds.append(seed)
+    if seeds:
+        log(f"  recording {len(seeds)} rollouts of the starting policy")
+        generator = torch.Generator(device=policy.device).manual_seed(config.seed + len(writer))
+        for begin in range(0, len(seeds), 16):
+            for episode in rollout_episodes(policy, config.env, config.env_kwargs,
+                                            seeds[begin:begin + 16],
+                                            deterministic=not s["sample_rollouts"],
+                                            keep_trajectories=True, generator=generator):
+                spec = ActionSpec.of(space)
+                actions = _indices_to_actions(np.stack(episode.indices), spec, policy)
+                extras = ({"action_mask": np.stack(episode.masks)}
+                          if episode.masks and episode.masks[0] is not None else {})
+                writer.add_episode(np.stack(episode.observations), actions,
+                                   np.asarray(episode.rewards, np.float32),
+                                   np.array([False] * (len(episode) - 1) + [episode.success]),
+                                   episode.instruction, episode.seed, extras)
+    return EpisodeDataset(run_dir / ROLLOUTS, cache_episodes=s["rollouts"])
+
+
+def _indices_to_actions(indices: np.ndarray, spec: ActionSpec, policy: VLAPolicy) -> np.ndarray:
+    if spec.kind == "continuous":
+        return (indices.astype(np.float32) / (policy.config.action_bins - 1) * 2.0 - 1.0)
+    return indices.astype(np.int64)
+
+
+def label_pairs(dataset: Any, config: VLARunConfig, run_dir: Path) -> list[dict[str, Any]]:
+    """The labelled pairs, drawn and labelled now as far as they are not on disk yet."""
+    from agents.dataset import append_line, cut_torn_tail, read_lines
+    from agents.reward_train import make_teacher
+
+    s = config.dpo
+    path = run_dir / PREFERENCES
+    cut_torn_tail(path)
+    records = read_lines(path)
+    asked = len(records) + len(read_lines(path.with_suffix(".skipped.jsonl")))
+    if asked >= s["pairs"]:
+        return records
+    episodes = [_Returns(dataset.episode(i)["reward"]) for i in range(dataset.num_episodes)]
+    length = max(len(e.env_rewards) for e in episodes)
+    teacher = make_teacher(s["teacher"], dict(s["teacher_kwargs"]), episodes, length, config.seed)
+    by_start: dict[int, list[int]] = {}
+    for index, record in enumerate(dataset.episodes):
+        by_start.setdefault(int(record["seed"]), []).append(index)
+    groups = [group for group in by_start.values() if len(group) >= 2]
+    rng = np.random.default_rng(config.seed + asked)
+    for _ in range(s["pairs"] - asked):
+        group = groups[int(rng.integers(len(groups)))]
+        a, b = (int(i) for i in rng.choice(group, size=2, replace=False))
+        # Zero rewards in front align the ends (what a myopic teacher weighs most).
+        rewards = np.zeros((2, length), np.float32)
+        for row, index in enumerate((a, b)):
+            values = episodes[index].env_rewards
+            rewards[row, length - len(values):] = values
+        label = float(teacher.label(None, None, [""], rewards[:1], rewards[1:])[0])
+        if rewards[0].sum() == rewards[1].sum() and not np.isnan(label):
+            label = 0.5
+        record = {"a": a, "b": b, "label": label, "source": teacher.name}
+        if np.isnan(label):  # a skip: remembered so the budget counts it, but no label
+            append_line(path.with_suffix(".skipped.jsonl"), record | {"label": None})
+            continue
+        append_line(path, record)
+        records.append(record)
+    return records
+
+
+class _Returns:
+    """What :func:`agents.reward_train.make_teacher` reads of an episode."""
+
+    def __init__(self, rewards: np.ndarray) -> None:
+        self.env_rewards = np.asarray(rewards, np.float32)
+
+
+def trajectory_log_prob(policy: VLAPolicy, episode: dict[str, np.ndarray], task: str,
+                        spec: ActionSpec) -> torch.Tensor:
+    """``log pi(tau)``: the sum over the episode's steps of the recorded actions'
+    log-probabilities under ``policy`` (differentiable when gradients are on)."""
+    images = policy.preprocess(episode["observation.image"])
+    tokens = policy.tokenize([task] * len(images))
+    indices = policy.action_indices(episode["action"], spec)
+    masks = episode.get("action_mask")
+    masks = None if masks is None else torch.as_tensor(masks, device=policy.device)
+    return total_log_prob(policy, images, tokens, indices, spec, masks)
+
+
+def dpo_loss(policy_w: torch.Tensor, reference_w: torch.Tensor, policy_l: torch.Tensor,
+             reference_l: torch.Tensor, beta: float) -> torch.Tensor:
+    """``-log sigmoid(beta * ((log pi_w - log ref_w) - (log pi_l - log ref_l)))``."""
+    return -F.logsigmoid(beta * ((policy_w - reference_w) - (policy_l - reference_l)))
+
+
+def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = print,
+          device: str = "cpu") -> dict[str, Any]:
+    import gymnasium as gym
+
+    s = config.dpo
+    policy = runs.build_policy(config, device)
+    reference = VLAPolicy.load(config.vla["init"], device=device).eval().requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s["lr"])
+    start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    env = gym.make(config.env, **config.env_kwargs)
+    spec = ActionSpec.of(env.action_space)
+    env.close()
+    started = time.perf_counter()
+    log(f"vmalign train: vla-dpo on {config.env}, beta {s['beta']}, {device}")
+
+    # Rollouts and labels come from the *starting* policy: on resume, the reference.
+    dataset = record_rollouts(reference, config, run_dir, log)
+    pairs = [r for r in label_pairs(dataset, config, run_dir) if r["label"] != 0.5]
+    tasks = [dataset.tasks[int(dataset.episode(i)["task_index"][0])]
+             for i in range(dataset.num_episodes)]
+    with torch.no_grad():
+        reference_logp = [float(trajectory_log_prob(reference, dataset.episode(i), tasks[i], spec))
+                          for i in range(dataset.num_episodes)]
+    returns = np.array([dataset.episode(i)["reward"].sum() for i in range(dataset.num_episodes)])
+    log(f"  {len(pairs)} decided pairs over {dataset.num_episodes} rollouts (ground-truth "
+        f"return {returns.mean():.3f} +- {returns.std():.3f}, success "
+        f"{np.mean([r['success'] for r in dataset.episodes]):.2f})")
+    logger = runs.make_logger(run_dir)
+    rng = np.random.default_rng(config.seed)
+    for _ in range(start):  # the same pair orders as an unbroken run
+        rng.permutation(len(pairs))
+    policy.train()
+    for epoch in range(start, s["epochs"]):
+        losses, correct = [], []
+        order = rng.permutation(len(pairs))
+        for begin in range(0, len(order), s["batch_pairs"]):
+            optimizer.zero_grad(set_to_none=True)
+            batch = [pairs[i] for i in order[begin:begin + s["batch_pairs"]]]
+            for pair in batch:
+                winner, loser = (pair["a"], pair["b"]) if pair["label"] > 0.5 else (pair["b"], pair["a"])
+                logp_w = trajectory_log_prob(policy, dataset.episode(winner), tasks[winner], spec)
+                logp_l = trajectory_log_prob(policy, dataset.episode(loser), tasks[loser], spec)
+                loss = dpo_loss(logp_w, torch.tensor(reference_logp[winner]), logp_l,
+                                torch.tensor(reference_logp[loser]), s["beta"])
+                if s["nll_coef"]:
+                    steps = len(dataset.episode(winner)["reward"])
+                    loss = loss - s["nll_coef"] * logp_w / steps
+                (loss / len(batch)).backward()
+                losses.append(float(loss.detach()))
+                margin = ((float(logp_w.detach()) - reference_logp[winner])
+                          - (float(logp_l.detach()) - reference_logp[loser]))
+                correct.append(margin > 0)
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+        done = epoch + 1
+        logger.record("dpo/loss", float(np.mean(losses)) if losses else float("nan"))
+        logger.record("dpo/preference_accuracy", float(np.mean(correct)) if correct else float("nan"))
+        logger.record("time/total_timesteps", done)
+        logger.dump(done)
+        if done % config.checkpoint_every == 0 or done == s["epochs"]:
+            runs.save_checkpoint(run_dir, done, policy, optimizer, {})
+    seconds = time.perf_counter() - started
+    results = runs.evaluate(policy, config)
+    starting = runs.evaluate(reference, config)
+    return runs.finish(run_dir, policy, {
+        "algo": "vla-dpo", "env": config.env, "epochs": s["epochs"], "steps": s["epochs"],
+        "resumed_from": start, "pairs": len(pairs), "rollouts": dataset.num_episodes,
+        "seconds": round(seconds, 1), "device": device, "eval": results,
+        "eval_starting_policy": starting,
+    })
+
