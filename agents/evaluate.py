@@ -151,6 +151,16 @@ def evaluate_run(
         raise ValueError(f"--video-size must be an integer >= {MIN_VIDEO_SIZE} pixels, "
                          f"got {video_size!r}")
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} not found")
+    if (run_dir / CONFIG_FILE).is_file():
+        from agents.config import load_config
+
+        config = load_config(run_dir / CONFIG_FILE)
+        if config.algo != "ppo":
+            from agents.vla.evaluate import evaluate_vla_run
+
+            return evaluate_vla_run(run_dir, config, episodes, seed, checkpoint, log)
     config, restored = _load_run(run_dir, checkpoint)
     count = episodes if episodes is not None else config.eval_episodes
     first_seed = seed if seed is not None else config.seed + SEED_OFFSET

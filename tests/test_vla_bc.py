@@ -83,3 +83,16 @@ def test_train_cli_with_algo_and_resume_length_override(tmp_path, slide_data, ca
     assert json.loads((out / "train_summary.json").read_text())["resumed_from"] == 20
     assert main(["train", "--resume", str(out), "hyperparams.n_timesteps=5"]) == 2
     assert "only bc.steps=N" in capsys.readouterr().err
+
+
+def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data):
+    easy_env.register()
+    run = tmp_path / "run"
+    train(load_config(bc_config(tmp_path, [slide_data], steps=30)), run, log=lambda *a: None)
+    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    saved = json.loads((run / "eval" / "eval.json").read_text())
+    result = saved["envs"][easy_env.ENV_ID]
+    assert saved["algo"] == "vla-bc" and len(result["episode_results"]) == 3
+    assert 0.0 <= result["success_rate"] <= 1.0
+    for name in ("slide-best.mp4", "slide-worst.mp4", "learning_curve.png"):
+        assert (run / "eval" / name).stat().st_size > 0
