@@ -96,3 +96,9 @@ def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data)
     assert 0.0 <= result["success_rate"] <= 1.0
     for name in ("slide-best.mp4", "slide-worst.mp4", "learning_curve.png"):
         assert (run / "eval" / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["vla_ppo", "vla_dpo"])
+def test_shipped_vla_configs_ask_for_the_policy_to_start_from(name):
+    with pytest.raises(ConfigError, match="vla.init is required"):
+        load_config(name)
