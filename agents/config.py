@@ -380,13 +380,7 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     if reward != "preference":
         raise ConfigError(f"{source}: a 'preference' section needs reward: preference "
                           f"(got reward: {reward})")
-    if not isinstance(section, dict):
-        raise ConfigError(f"{source}: 'preference' must be a mapping, got {section!r}")
-    unknown = sorted(set(section) - set(PREFERENCE_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) preference.{unknown}; valid keys are "
-                          f"{sorted(PREFERENCE_DEFAULTS)}")
-    merged = {**PREFERENCE_DEFAULTS, **section}
+    merged = check_section(source, "preference", section, PREFERENCE_DEFAULTS)
     from rewards.query import QUERY_METHODS
     from rewards.teachers import TEACHER_PRESETS
 
@@ -403,6 +397,20 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
         raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
                           f"at least preference.segment ({merged['segment']})")
     return merged
+
+
+def check_section(source: str, name: str, section: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A config section (a mapping, or null for all defaults) merged over ``defaults``;
+    an unknown key stops with the valid ones listed."""
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: '{name}' must be a mapping, got {section!r}")
+    unknown = sorted(set(section) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {name}.{unknown}; valid keys are "
+                          f"{sorted(defaults)}")
+    return {**copy.deepcopy(defaults), **section}
 
 
 def _check_ppo_kwargs(source: str, hyper: dict[str, Any], n_envs: int) -> dict[str, Any]:

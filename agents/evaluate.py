@@ -505,13 +505,9 @@ def write_learning_curve(rows: list[dict[str, str]], path: Path, reward: str,
     if empty:
         top.text(0.5, 0.5, "no finished training episode logged yet", transform=top.transAxes,
                  ha="center", va="center", color="gray")
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    try:
-        figure.savefig(partial, format="png")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    from agents.output import save_atomically
+
+    save_atomically(path, lambda partial: figure.savefig(partial, format="png"))
     if empty:
         return True, ("the learning curve is empty: progress.csv logs no finished training "
                       "episode yet")

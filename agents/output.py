@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -28,3 +29,17 @@ def make_output_dir(requested: str | os.PathLike[str] | None = None, prefix: str
                 return candidate
         suffix += 1
         candidate = base.with_name(f"{base.name}-{suffix}")
+
+
+def save_atomically(path: Path, save: Callable[[Path], object]) -> None:
+    """``save(partial_path)`` then a rename onto ``path``: an interrupted save never
+    leaves a truncated file (a video, a plot) under the final name. The partial name
+    keeps the suffix, which is how plotting and video libraries pick the format."""
+    path = Path(path)
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        save(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

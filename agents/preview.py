@@ -25,7 +25,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from agents.output import make_output_dir
+from agents.output import make_output_dir, save_atomically
 
 Policy = Callable[[Any], Any]
 """Maps an observation to an action."""
@@ -156,8 +156,7 @@ def write_video(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
     The file is written under a temporary name and renamed when complete, so an
     interrupted run never leaves a truncated video under the final name.
     """
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    try:
+    def encode(partial: Path) -> None:
         # macro_block_size=1: keep the true frame size instead of imageio's
         # rescale to multiples of 16; _even_size pads for yuv420p instead.
         with imageio.get_writer(
@@ -165,10 +164,8 @@ def write_video(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
         ) as writer:
             for frame in frames:
                 writer.append_data(_even_size(frame))
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+
+    save_atomically(path, encode)
 
 
 def _even_size(frame: np.ndarray) -> np.ndarray:
@@ -204,13 +201,7 @@ def write_contact_sheet(episodes: Sequence[EpisodeResult], path: Path, size: int
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             sheet.paste(image, (column * size, top + LABEL_HEIGHT))
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    try:
-        sheet.save(partial, format="PNG")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    save_atomically(path, lambda partial: sheet.save(partial, format="PNG"))
 
 
 def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:

@@ -11,7 +11,9 @@ from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config,
 
 import envs
 
-SHIPPED = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+# The PPO configs load as shipped; the VLA ones need data or a policy first
+# (tests/test_vla_bc.py checks that they say so).
+SHIPPED = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("vla_"))
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -149,6 +149,7 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
         REWARD_FRAMES,
         ConfigError,
         _check_choice,
+        check_section,
         _check_env_id,
         _check_int,
         _check_reward_checkpoint,
@@ -178,7 +179,7 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
     bc = ppo = dpo = {}
     if algo == "vla-bc":
         datasets, eval_envs = _check_datasets(source, merged["datasets"], merged["eval_envs"])
-        bc = _check_section(source, "bc", merged["bc"], BC_DEFAULTS)
+        bc = check_section(source, "bc", merged["bc"], BC_DEFAULTS)
         for key in ("steps", "batch_size", "warmup", "log_every"):
             bc[key] = _check_int(source, f"bc.{key}", bc[key], minimum=0 if key == "warmup" else 1)
         if bc["max_episodes"] is not None:
@@ -200,7 +201,7 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
         merged["reward_checkpoint"] = _check_reward_checkpoint(source, merged["reward"],
                                                                merged["reward_checkpoint"])
         _check_choice(source, "reward_frames", merged["reward_frames"], REWARD_FRAMES)
-        ppo = _check_section(source, "ppo", merged["ppo"], PPO_DEFAULTS)
+        ppo = check_section(source, "ppo", merged["ppo"], PPO_DEFAULTS)
         for key in ("n_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
             ppo[key] = _check_int(source, f"ppo.{key}", ppo[key], minimum=1)
         ppo["critic_warmup"] = _check_int(source, "ppo.critic_warmup", ppo["critic_warmup"], 0)
@@ -216,7 +217,7 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
     if algo == "vla-dpo":
         from rewards.teachers import TEACHER_PRESETS
 
-        dpo = _check_section(source, "dpo", merged["dpo"], DPO_DEFAULTS)
+        dpo = check_section(source, "dpo", merged["dpo"], DPO_DEFAULTS)
         for key in ("rollouts", "pairs", "epochs", "batch_pairs"):
             dpo[key] = _check_int(source, f"dpo.{key}", dpo[key], minimum=1)
         dpo["rollouts_per_start"] = _check_int(source, "dpo.rollouts_per_start",
@@ -237,20 +238,6 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
         reward_checkpoint=merged["reward_checkpoint"], reward_frames=merged["reward_frames"],
         ppo=ppo, dpo=dpo, raw=merged,
     )
-
-
-def _check_section(source: str, name: str, section: Any, defaults: dict[str, Any]) -> dict[str, Any]:
-    from agents.config import ConfigError
-
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{source}: '{name}' must be a mapping, got {section!r}")
-    unknown = sorted(set(section) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {name}.{unknown}; valid keys are "
-                          f"{sorted(defaults)}")
-    return {**copy.deepcopy(defaults), **section}
 
 
 def _check_positive(source: str, name: str, section: dict[str, Any], positive: tuple[str, ...],

@@ -111,7 +111,7 @@ def write_curve(rows: list[dict[str, str]], path: Path) -> bool:
         axis.plot(steps, values, marker="o" if len(points) < 30 else None, markersize=3)
         axis.set_ylabel(key, fontsize=8)
     axes[-1].set_xlabel("training step (gradient steps for bc/dpo, env steps for ppo)")
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    figure.savefig(partial, format="png")
-    partial.replace(path)
+    from agents.output import save_atomically
+
+    save_atomically(path, lambda partial: figure.savefig(partial, format="png"))
     return True
