@@ -26,6 +26,7 @@ a JSON config (:meth:`VLAPolicy.save`, :meth:`VLAPolicy.load`); nothing is unpic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -302,11 +303,9 @@ class VLAPolicy(nn.Module):
 
     def tokenize(self, instructions: Sequence[str]) -> torch.Tensor:
         """Instruction strings -> token ids (B, context_length) on the device (cached)."""
-        from open_clip import get_tokenizer
-
         missing = [text for text in dict.fromkeys(instructions) if text not in self._token_cache]
         if missing:
-            tokenizer = self._clip_tokenizer or get_tokenizer("ViT-B-32")
+            tokenizer = self._clip_tokenizer or _bpe_tokenizer()
             length = (self.clip_text.context_length if self.config.text_encoder == "clip"
                       else self.config.context_length)
             for text, row in zip(missing, tokenizer(missing, context_length=length)):
@@ -509,6 +508,14 @@ class VLAPolicy(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@functools.lru_cache(maxsize=1)
+def _bpe_tokenizer() -> Any:
+    """open_clip's BPE tokenizer, built once (reading its vocabulary takes ~40 ms)."""
+    from open_clip import get_tokenizer
+
+    return get_tokenizer("ViT-B-32")
 
 
 def total_log_prob(policy: VLAPolicy, images: torch.Tensor, tokens: torch.Tensor,
