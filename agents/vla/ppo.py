@@ -50,6 +50,9 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s["lr"],
                                  eps=1e-5)
     start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    if not trainer:  # a new run: seeded sampling (a resumed one restored its RNG states)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
     updates = int(trainer.get("updates", 0))
     venv, layer = make_training_env(config, reward, s["n_envs"], seed=config.seed + start,
                                     vec_env=s["vec_env"])
@@ -185,8 +188,8 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
                             kls.append(float(((ratio - 1) - log_ratio).mean()))
                             clip_fractions.append(float(((ratio - 1).abs() > s["clip_range"])
                                                         .float().mean()))
-                        policy_losses.append(float(policy_loss))
-                        entropies.append(float(entropy))
+                        policy_losses.append(float(policy_loss.detach()))
+                        entropies.append(float(entropy.detach()))
                     value_losses.append(float(value_loss.detach()))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
