@@ -10,7 +10,7 @@ weights, and the online preference loop is off so only the per-step cost is comp
 
 ``ratio`` = learned_fps / ground_truth_fps (target >= 0.8, issue #6).
 
-    python benchmarks/train_fps.py [--config reach_ground_truth] [--steps 8192]
+    python benchmarks/train_fps.py [--config reach_preference] [--steps 8192]
         [--learned preference] [KEY=VALUE ...]
 """
 
@@ -32,8 +32,11 @@ def timed_run(config_name: str, overrides: list[str], reward: str, steps: int) -
     from agents.train import train
 
     # The online preference loop is off: this measures the per-step reward cost.
-    loop = ["preference=false"] if reward == "preference" else []
-    config = load_config(config_name, [*overrides, f"reward={reward}", *loop,
+    if reward == "preference":
+        extra = ["preference=false"]
+    else:  # a preference config's own section and reward arguments do not apply
+        extra = ["preference=null", "reward_kwargs={}"]
+    config = load_config(config_name, [*overrides, f"reward={reward}", *extra,
                                        f"hyperparams.n_timesteps={steps}",
                                        f"checkpoint_every={10 * steps}"])
     with tempfile.TemporaryDirectory(prefix="vmalign-train-fps-") as folder:
@@ -46,8 +49,10 @@ def timed_run(config_name: str, overrides: list[str], reward: str, steps: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="reach_ground_truth",
-                        help="a shipped config name or YAML path (its reward is replaced)")
+    parser.add_argument("--config", default="reach_preference",
+                        help="a shipped config name or YAML path (its reward is replaced); "
+                             "the default renders the reward view from the observation "
+                             "camera, as the shipped learned-reward configs do")
     parser.add_argument("--steps", type=int, default=8192, help="environment steps per run")
     parser.add_argument("--learned", default="preference", help="the learned reward module")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
