@@ -55,6 +55,13 @@ def test_vla_ppo_fine_tuning_raises_success(tmp_path, weak_policy):
     rows = (tmp_path / "ppo" / "progress.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert "rollout/gt_return" in header and "train/critic_only" in header
+    # With the ground-truth reward the learned return is the env's return (the value
+    # bootstrap added at truncation is not part of either).
+    for line in rows[1:]:
+        values = line.split(",")
+        gt = float(values[header.index("rollout/gt_return")])
+        learned = float(values[header.index("rollout/learned_return")])
+        assert learned == pytest.approx(gt, abs=1e-4)
     # The critic warms up first: the first two updates train the value head only.
     critic = [line.split(",")[header.index("train/critic_only")] for line in rows[1:4]]
     assert critic == ["1", "1", "0"]

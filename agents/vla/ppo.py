@@ -78,7 +78,7 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
             images = np.zeros((n_steps, n_envs, *obs.shape[1:]), np.uint8)
             texts: list[list[str]] = []
             step_masks: list[np.ndarray | None] = []
-            indices, log_probs, values, rewards, dones = [], [], [], [], []
+            indices, log_probs, values, rewards, scored, dones = [], [], [], [], [], []
             policy.eval()
             for t in range(n_steps):
                 images[t] = obs
@@ -95,6 +95,9 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
                 indices.append(index)
                 obs, reward_t, done, infos = venv.step(dist.to_env(index))
                 reward_t = np.asarray(reward_t, np.float32).copy()
+                # What the reward module gave, before the truncation bootstrap below:
+                # the learned return logged is a sum of these.
+                scored.append(reward_t.copy())
                 for i, info in enumerate(infos):
                     if done[i] and info.get("TimeLimit.truncated") and "terminal_observation" in info:
                         # Truncated, not terminated: the episode would have gone on.
@@ -122,7 +125,7 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
                 rewards_np += learned - env_rewards
                 step_learned = learned
             else:
-                step_learned = np.stack([np.asarray(r) for r in rewards])
+                step_learned = np.stack(scored)
             for t in range(n_steps):
                 running_learned += step_learned[t]
                 for i in np.flatnonzero(dones[t]):
