@@ -118,6 +118,10 @@ class DatasetWriter:
                 raise DatasetError(f"{self.folder} was recorded from {info.get('env')} "
                                    f"{info.get('env_kwargs')}, not {meta.get('env')} "
                                    f"{meta.get('env_kwargs')}: use another folder")
+            # Datasets written before action labels were recorded hold taken actions.
+            if info.get("action_label", "taken") != meta.get("action_label", "taken"):
+                raise DatasetError(f"{self.folder} records {info.get('action_label', 'taken')} "
+                                   f"actions, not {meta.get('action_label')}: use another folder")
         else:
             (self.folder / "meta").mkdir(parents=True, exist_ok=True)
             info = {"format": FORMAT, "version": VERSION, "features": self.features,

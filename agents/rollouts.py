@@ -61,12 +61,15 @@ def parse_policy(name: str) -> float:
 
 
 def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: bool = False,
-                    render: bool = True) -> Episode:
+                    render: bool = True, record_expert_actions: bool = False) -> Episode:
     """Runs one episode of ``policy`` in ``env`` (made with ``render_mode="rgb_array"``
     unless ``render=False``, which records no frames: ``frames`` is then empty).
 
     ``keep_observations`` also records each step's observation and action (what a
-    demonstration dataset stores)."""
+    demonstration dataset stores). With ``record_expert_actions`` the action recorded
+    is the expert's choice in that state, whatever the policy executed (DART-style
+    data: a noisy policy visits states off the expert's path, each labelled with how
+    the expert would recover)."""
     random_probability = parse_policy(policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
@@ -75,13 +78,14 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
     frames, env_rewards, progress, actions, observations, successes = [], [], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
+        expert_action = expert(obs) if record_expert_actions else None
         if rng.random() < random_probability:
             action = env.action_space.sample()
         else:
-            action = expert(obs)
+            action = expert_action if expert_action is not None else expert(obs)
         if keep_observations:
             observations.append(obs)
-            actions.append(action)
+            actions.append(expert_action if record_expert_actions else action)
         obs, reward, terminated, truncated, info = env.step(action)
         if render:
             frames.append(env.render())

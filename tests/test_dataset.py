@@ -121,3 +121,40 @@ def test_collect_cli(tmp_path, capsys):
     assert main(["collect", "--env", "vmalign/NumberLine-v0", "--episodes", "0", "--out",
                  str(out)]) == 2
     assert "--episodes must be >= 1" in capsys.readouterr().err
+
+
+def _slide_expert_action(frame: np.ndarray) -> int:
+    """The Slide expert's action read off the frame (the bar's column)."""
+    from tests import easy_env
+
+    left = int(np.flatnonzero(frame[16, :, 0] == 255)[0])
+    position = (left - 2) // 3
+    if position == easy_env.MIDDLE:
+        return 2
+    return 1 if position < easy_env.MIDDLE else 0
+
+
+def test_dart_labels_record_the_experts_action_in_states_a_noisy_policy_visits(tmp_path):
+    from tests import easy_env
+
+    easy_env.register()
+    labelled = {}
+    for label in ("taken", "expert"):
+        out = tmp_path / label
+        collect_dataset(easy_env.ENV_ID, 6, str(out), policy="noisy(1.0)", action_label=label,
+                        log=lambda *a: None)
+        dataset = EpisodeDataset(out)
+        assert dataset.info["action_label"] == label
+        items = list(dataset)
+        labelled[label] = [int(item["action"]) == _slide_expert_action(item["observation.image"])
+                           for item in items]
+    # Random execution: the taken actions often disagree with the expert ...
+    assert np.mean(labelled["taken"]) < 0.6
+    # ... and the expert labels always agree, in the random policy's states.
+    assert all(labelled["expert"])
+    with pytest.raises(DatasetError, match="records expert actions, not taken"):
+        collect_dataset(easy_env.ENV_ID, 7, str(tmp_path / "expert"), policy="noisy(1.0)",
+                        log=lambda *a: None)
+    with pytest.raises(ValueError, match="unknown action label 'best'"):
+        collect_dataset(easy_env.ENV_ID, 1, str(tmp_path / "x"), action_label="best",
+                        log=lambda *a: None)
