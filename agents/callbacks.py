@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from collections import deque
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 
-from agents.metrics import spearman
+from agents.metrics import reward_progress_spearman
 from rewards.durable import atomic_write
 
 STEP_KEY = "time/total_timesteps"
@@ -77,18 +76,15 @@ class EpisodeMetrics(BaseCallback):
             for env in np.flatnonzero(step_dones):
                 self.learned_returns.append(float(self._running[env]))
                 self._running[env] = 0.0
-        progress = np.stack(self._progress).reshape(-1)
-        known = ~np.isnan(progress)
         if self.gt_returns:
             self.logger.record("rollout/gt_return", float(np.mean(self.gt_returns)))
         if self.successes:
             self.logger.record("rollout/success_rate", float(np.mean(self.successes)))
         if self.learned_returns:
             self.logger.record("rollout/learned_return", float(np.mean(self.learned_returns)))
-        if known.sum() > 2:
-            value = spearman(rewards.reshape(-1)[known], progress[known])
-            if math.isfinite(value):
-                self.logger.record("rollout/reward_progress_spearman", value)
+        correlation = reward_progress_spearman(rewards, np.stack(self._progress))
+        if correlation is not None:
+            self.logger.record("rollout/reward_progress_spearman", correlation)
 
 
 class PeriodicCheckpoint(BaseCallback):

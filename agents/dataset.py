@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.durable import atomic_write, fsync_folder, read_json_header
+from rewards.durable import atomic_write, cut_torn_tail, fsync_folder, read_json_header
 
 FORMAT = "vmalign-dataset"
 VERSION = 1
@@ -78,19 +78,12 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def cut_torn_tail(path: Path) -> None:
-    """Truncates ``path`` after its last complete line (an append killed halfway
-    leaves a partial one), so that the next append starts on a fresh line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return
-    keep = data.rfind(b"\n") + 1
-    with open(path, "r+b") as handle:
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
+def cut_torn_line(path: Path) -> None:
+    """Cuts a partial last line (an append killed halfway) off the JSONL file ``path``,
+    if it exists, so that the next append starts on a fresh line."""
+    if path.is_file():
+        with open(path, "r+b") as handle:
+            cut_torn_tail(handle)
 
 
 class DatasetWriter:
@@ -129,7 +122,7 @@ class DatasetWriter:
             text = json.dumps(info, indent=2)
             atomic_write(info_path, lambda handle: handle.write(text.encode()))
         for name in ("episodes.jsonl", "tasks.jsonl"):
-            cut_torn_tail(self.folder / "meta" / name)
+            cut_torn_line(self.folder / "meta" / name)
         self.episodes = read_lines(self.folder / "meta" / "episodes.jsonl")
         self.tasks = {record["task"]: record["task_index"]
                       for record in read_lines(self.folder / "meta" / "tasks.jsonl")}

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.metrics import reward_progress_spearman
+
 CONFIG_FILE = "config.yaml"
 PROGRESS_FILE = "progress.csv"
 EVAL_DIR = "eval"
@@ -304,8 +306,10 @@ def _evaluate(run_dir: Path, config: Any, restored: Any, count: int, first_seed:
         learned = np.array([r["learned_return"] for r in results], np.float64)
         summary["mean_learned_return"] = round(float(learned.mean()), 4)
         summary["std_learned_return"] = round(float(learned.std()), 4)
-        summary["reward_progress_spearman"] = _reward_progress_spearman(learned_steps,
-                                                                        progress_steps)
+        correlation = reward_progress_spearman(np.concatenate(learned_steps),
+                                               np.concatenate(progress_steps))
+        summary["reward_progress_spearman"] = (None if correlation is None
+                                               else round(correlation, 4))
     summary["videos"] = {
         name: {"file": f"{name}.mp4", "episode": index, "seed": results[index]["seed"],
                "return": results[index]["return"]}
@@ -394,21 +398,6 @@ def _make_env(config: Any, video_size: int | None, notes: list[str]) -> tuple[An
                      f"{video_size} px for the videos")
     size = getattr(env.unwrapped, "render_size", None)
     return env, int(size) if size is not None else None
-
-
-def _reward_progress_spearman(learned: list[np.ndarray], progress: list[np.ndarray]) -> float | None:
-    """Spearman correlation over every evaluated step of the learned reward with
-    ``info["progress"]`` (None where the env reports no progress or it is constant)."""
-    from agents.metrics import spearman
-
-    if not learned:
-        return None
-    rewards, values = np.concatenate(learned), np.concatenate(progress)
-    known = np.isfinite(values)
-    if known.sum() < 3:
-        return None
-    value = spearman(rewards[known], values[known])
-    return round(float(value), 4) if math.isfinite(value) else None
 
 
 def _learned_rewards(reward: Any, episode: _Episode, source: str) -> np.ndarray:

@@ -35,6 +35,19 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return pearson(rank(x), rank(y))
 
 
+def reward_progress_spearman(rewards: np.ndarray, progress: np.ndarray) -> float | None:
+    """Spearman correlation of per-step rewards with ``info["progress"]`` over the
+    steps whose progress is known (not NaN); None with fewer than 3 such steps or
+    when either side is constant there."""
+    rewards = np.asarray(rewards, np.float64).reshape(-1)
+    progress = np.asarray(progress, np.float64).reshape(-1)
+    known = np.isfinite(progress)
+    if known.sum() < 3:
+        return None
+    value = spearman(rewards[known], progress[known])
+    return value if np.isfinite(value) else None
+
+
 def preference_accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
     """Fraction of pairs where the sign of ``predicted`` (score a - score b) matches
     ``true``'s; pairs the truth calls equal are left out."""

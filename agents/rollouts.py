@@ -78,14 +78,15 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
     frames, env_rewards, progress, actions, observations, successes = [], [], [], [], [], []
     terminated = truncated = False
     while not (terminated or truncated):
-        expert_action = expert(obs) if record_expert_actions else None
+        # The expert is asked only when its action is used (it reads the live state).
+        label = expert(obs) if record_expert_actions else None
         if rng.random() < random_probability:
             action = env.action_space.sample()
         else:
-            action = expert_action if expert_action is not None else expert(obs)
+            action = label if record_expert_actions else expert(obs)
         if keep_observations:
             observations.append(obs)
-            actions.append(expert_action if record_expert_actions else action)
+            actions.append(label if record_expert_actions else action)
         obs, reward, terminated, truncated, info = env.step(action)
         if render:
             frames.append(env.render())

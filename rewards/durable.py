@@ -41,6 +41,23 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def cut_torn_tail(handle: BinaryIO) -> None:
+    """Truncates a file open for reading and writing (``"r+b"``) after its last
+    complete line, fsynced: an append killed halfway leaves a partial last line, and
+    the next append must start on a fresh one."""
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    handle.seek(size - 1)
+    if handle.read(1) == b"\n":
+        return
+    handle.seek(0)
+    keep = handle.read().rfind(b"\n") + 1
+    handle.flush()
+    os.ftruncate(handle.fileno(), keep)
+    os.fsync(handle.fileno())
+
+
 def read_json_header(path: Path, file_format: str, version: int, what: str) -> dict:
     """Reads a JSON file tagged ``{"format": file_format, "version": version, ...}``.
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from rewards.durable import atomic_write, fsync_folder, read_json_header
+from rewards.durable import atomic_write, cut_torn_tail, fsync_folder, read_json_header
 
 FORMAT = "vmalign-preferences"
 VERSION = 1
@@ -166,7 +166,9 @@ class PreferenceStore:
 
         with open(self._index, "a+b") as index:
             fcntl.flock(index.fileno(), fcntl.LOCK_EX)  # released on close, or by the kernel
-            self._cut_torn_tail(index)
+            # An append that never returned: the writer holding the lock now knows no
+            # live writer is halfway through it.
+            cut_torn_tail(index)
             self._remove_stale_temporaries()
             self._read_new_records()
             self._check_or_write_header(tuple(frames_a.shape[1:]))
@@ -290,18 +292,3 @@ class PreferenceStore:
         for folder in (self.folder, self.folder / BATCH_FOLDER):
             for path in folder.glob(".*.tmp-*"):
                 path.unlink(missing_ok=True)
-
-    def _cut_torn_tail(self, index: Any) -> None:
-        """Removes a last line without its newline: an append that never returned (the
-        writer holding the lock now knows no live writer is halfway through it)."""
-        size = index.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        index.seek(max(0, size - 1))
-        if index.read(1) == b"\n":
-            return
-        index.seek(0)
-        data = index.read()
-        keep = data.rfind(b"\n") + 1
-        os.ftruncate(index.fileno(), keep)
-        os.fsync(index.fileno())

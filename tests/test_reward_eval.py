@@ -26,6 +26,19 @@ def test_spearman_and_pearson_against_known_values():
     assert np.isnan(metrics.pearson(x, np.ones(5)))
 
 
+def test_reward_progress_spearman_uses_only_steps_with_known_progress():
+    # What training logs and `vmalign eval` report as the reward-progress correlation.
+    rewards = np.array([[0.1, 5.0], [0.2, -3.0], [0.3, 9.0]])  # (steps, envs)
+    progress = np.array([[0.0, np.nan], [0.5, np.nan], [1.0, np.nan]])
+    assert metrics.reward_progress_spearman(rewards, progress) == pytest.approx(1.0)
+    progress[:, 1] = [0.9, 0.8, 0.7]  # now known: the second env's rewards disagree
+    expected = metrics.spearman(rewards.reshape(-1), progress.reshape(-1))
+    assert metrics.reward_progress_spearman(rewards, progress) == pytest.approx(expected)
+    assert expected < 1.0
+    assert metrics.reward_progress_spearman(np.ones(5), np.arange(5.0)) is None  # constant
+    assert metrics.reward_progress_spearman(np.arange(4.0), [0, 1, np.nan, np.nan]) is None
+
+
 def test_preference_accuracy_leaves_out_equal_pairs():
     predicted = np.array([1.0, -2.0, 0.5, 3.0])
     truth = np.array([2.0, 1.0, 0.0, 4.0])

@@ -92,7 +92,7 @@ def test_preference_ppo_with_the_online_oracle_beats_random(tmp_path):
     assert result["mean_return"] > random_truth + 1.0, (result["mean_return"], random_truth)
     assert result["mean_learned_return"] > random_learned
     # Reported for the eval episodes (a trained policy's: mostly at the goal, so the
-    # figure is noisy here; its meaning is tested in tests/test_eval.py).
+    # figure is noisy here; the statistic itself is tested in tests/test_reward_eval.py).
     assert -1.0 <= result["reward_progress_spearman"] <= 1.0
 
 

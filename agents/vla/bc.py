@@ -95,7 +95,7 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
             for name, values in losses.items():
                 logger.record(f"bc/loss/{name}", float(np.mean(values)))
             logger.record("bc/lr", optimizer.param_groups[0]["lr"])
-            logger.record("time/fps", round(done - start) / (time.perf_counter() - started))
+            logger.record("time/fps", (done - start) / (time.perf_counter() - started))
             logger.record("time/total_timesteps", done)
             logger.dump(done)
             losses = {t.name: [] for t in tasks}

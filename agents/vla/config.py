@@ -211,6 +211,8 @@ def check_vla_config(data: dict[str, Any], source: str) -> VLARunConfig:
                 raise ConfigError(f"{source}: ppo.{key} must be a number in [0, 1], got {ppo[key]!r}")
         _check_positive(source, "ppo", ppo, ("lr", "clip_range"),
                         ("ent_coef", "vf_coef", "max_grad_norm"))
+        if ppo["target_kl"] is not None:
+            _check_positive(source, "ppo", ppo, ("target_kl",), ())
         if ppo["batch_size"] > ppo["n_steps"] * ppo["n_envs"]:
             raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) is larger than a "
                               f"rollout (n_steps x n_envs = {ppo['n_steps'] * ppo['n_envs']})")
@@ -252,9 +254,6 @@ def _check_positive(source: str, name: str, section: dict[str, Any], positive: t
         value = section[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"{source}: {name}.{key} must be a number >= 0, got {value!r}")
-    if section.get("target_kl") is not None and not (
-            isinstance(section["target_kl"], (int, float)) and section["target_kl"] > 0):
-        raise ConfigError(f"{source}: {name}.target_kl must be a number > 0 or null")
 
 
 def _check_vla_section(source: str, section: Any, needs_init: bool) -> dict[str, Any]:

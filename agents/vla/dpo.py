@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from agents.vla import runs
 from agents.vla.config import VLARunConfig
-from agents.vla.model import ActionSpec, VLAPolicy, total_log_prob
+from agents.vla.model import ActionSpec, VLAPolicy, indices_to_actions, total_log_prob
 
 ROLLOUTS = "rollouts"
 PREFERENCES = "preferences.jsonl"
@@ -58,6 +58,7 @@ def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log:
     env = gym.make(config.env, **config.env_kwargs)
     obs, _ = env.reset(seed=config.seed)
     space = env.action_space
+    spec = ActionSpec.of(space)
     env.close()
     features = {"observation.image": ("uint8", obs.shape),
                 "action": (str(space.dtype), space.shape)}
@@ -83,8 +84,8 @@ def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log:
                                             seeds[begin:begin + 16],
                                             deterministic=not s["sample_rollouts"],
                                             keep_trajectories=True, generator=generator):
-                spec = ActionSpec.of(space)
-                actions = _indices_to_actions(np.stack(episode.indices), spec, policy)
+                actions = indices_to_actions(np.stack(episode.indices), spec,
+                                             policy.config.action_bins)
                 extras = ({"action_mask": np.stack(episode.masks)}
                           if episode.masks and episode.masks[0] is not None else {})
                 writer.add_episode(np.stack(episode.observations), actions,
@@ -94,20 +95,14 @@ def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log:
     return EpisodeDataset(run_dir / ROLLOUTS, cache_episodes=s["rollouts"])
 
 
-def _indices_to_actions(indices: np.ndarray, spec: ActionSpec, policy: VLAPolicy) -> np.ndarray:
-    if spec.kind == "continuous":
-        return (indices.astype(np.float32) / (policy.config.action_bins - 1) * 2.0 - 1.0)
-    return indices.astype(np.int64)
-
-
 def label_pairs(dataset: Any, config: VLARunConfig, run_dir: Path) -> list[dict[str, Any]]:
     """The labelled pairs, drawn and labelled now as far as they are not on disk yet."""
-    from agents.dataset import append_line, cut_torn_tail, read_lines
+    from agents.dataset import append_line, cut_torn_line, read_lines
     from agents.reward_train import make_teacher
 
     s = config.dpo
     path = run_dir / PREFERENCES
-    cut_torn_tail(path)
+    cut_torn_line(path)
     records = read_lines(path)
     asked = len(records) + len(read_lines(path.with_suffix(".skipped.jsonl")))
     if asked >= s["pairs"]:

@@ -30,7 +30,7 @@ def evaluate_vla_run(run_dir: Path, config: Any, episodes: int | None, seed: int
     from agents.output import make_output_dir
     from agents.preview import write_video
     from agents.vla.model import VLAPolicy
-    from agents.vla.rollout import rollout_episodes
+    from agents.vla.rollout import rollout_episodes, success_rate
     from rewards.device import get_device
     from rewards.durable import atomic_write
 
@@ -63,7 +63,7 @@ def evaluate_vla_run(run_dir: Path, config: Any, episodes: int | None, seed: int
         for label, index in (("best", best), ("worst", worst)):
             write_video(played[index].frames, out / f"{name}-{label}.mp4", fps=10)
         summary["envs"][env_id] = {
-            "success_rate": round(float(np.mean([e.success for e in played])), 4),
+            "success_rate": round(success_rate(played), 4),
             "mean_return": round(float(returns.mean()), 4),
             "std_return": round(float(returns.std()), 4),
             "videos": {"best": f"{name}-best.mp4", "worst": f"{name}-worst.mp4"},

@@ -189,10 +189,17 @@ class ActionDistribution:
 
     def to_env(self, indices: torch.Tensor) -> np.ndarray:
         """Env actions for indices: bin centres in [-1, 1] (float32), or action ids."""
-        indices = indices.detach().cpu()
-        if self.spec.kind == "continuous":
-            return (indices.float() / (self.bins - 1) * 2.0 - 1.0).numpy().astype(np.float32)
-        return indices.numpy().astype(np.int64)
+        return indices_to_actions(indices.detach().cpu().numpy(), self.spec, self.bins)
+
+
+def indices_to_actions(indices: np.ndarray, spec: ActionSpec, bins: int) -> np.ndarray:
+    """Env actions for action indices: the centres in [-1, 1] of ``bins`` bins per
+    continuous dimension (float32), or the discrete action ids (int64). The inverse
+    of :meth:`VLAPolicy.action_indices` on bin centres."""
+    indices = np.asarray(indices)
+    if spec.kind == "continuous":
+        return (indices.astype(np.float32) / (bins - 1) * 2.0 - 1.0).astype(np.float32)
+    return indices.astype(np.int64)
 
 
 class _TextEncoder(nn.Module):
@@ -385,8 +392,8 @@ class VLAPolicy(nn.Module):
                              f"actions, the env has {spec.size}")
         logits = self.discrete_head(features)[:, : spec.size].float()
         if action_mask is not None:
-            mask = torch.as_tensor(np.asarray(action_mask, bool) if isinstance(
-                action_mask, np.ndarray) else action_mask, device=logits.device).bool()
+            mask = torch.as_tensor(np.asarray(action_mask) if isinstance(action_mask, np.ndarray)
+                                   else action_mask, device=logits.device).bool()
             mask = mask.view(len(logits), -1)[:, : spec.size]
             logits = logits.masked_fill(~mask, -1e9)
         return ActionDistribution(logits, spec, config.action_bins)

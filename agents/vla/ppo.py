@@ -78,7 +78,9 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
             images = np.zeros((n_steps, n_envs, *obs.shape[1:]), np.uint8)
             texts: list[list[str]] = []
             step_masks: list[np.ndarray | None] = []
-            indices, log_probs, values, rewards, scored, dones = [], [], [], [], [], []
+            # scored: what the reward module gave (the learned return logged sums these);
+            # bootstraps: gamma * V(final observation) where a time limit cut an episode.
+            indices, log_probs, values, scored, bootstraps, dones = [], [], [], [], [], []
             policy.eval()
             for t in range(n_steps):
                 images[t] = obs
@@ -94,19 +96,19 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
                 log_probs.append(dist.log_prob(index))
                 indices.append(index)
                 obs, reward_t, done, infos = venv.step(dist.to_env(index))
-                reward_t = np.asarray(reward_t, np.float32).copy()
-                # What the reward module gave, before the truncation bootstrap below:
-                # the learned return logged is a sum of these.
-                scored.append(reward_t.copy())
+                scored.append(np.array(reward_t, np.float32))  # a copy
+                bootstrap = np.zeros(n_envs, np.float32)
+                truncated = [i for i, info in enumerate(infos) if done[i]
+                             and info.get("TimeLimit.truncated") and "terminal_observation" in info]
+                if truncated:  # the episodes would have gone on: one batched value call
+                    finals = np.stack([infos[i]["terminal_observation"] for i in truncated])
+                    ended = [instructions[i] for i in truncated]
+                    with torch.no_grad(), _autocast(policy.device):
+                        final_values = policy.value(policy.features(
+                            policy.preprocess(finals), policy.tokenize(ended), ended).float())
+                    bootstrap[truncated] = s["gamma"] * final_values.cpu().numpy()
+                bootstraps.append(bootstrap)
                 for i, info in enumerate(infos):
-                    if done[i] and info.get("TimeLimit.truncated") and "terminal_observation" in info:
-                        # Truncated, not terminated: the episode would have gone on.
-                        final = info["terminal_observation"][None]
-                        with torch.no_grad(), _autocast(policy.device):
-                            value = policy.value(policy.features(
-                                policy.preprocess(final), policy.tokenize([instructions[i]]),
-                                [instructions[i]]).float())
-                        reward_t[i] += s["gamma"] * float(value)
                     if done[i]:
                         if "episode" in info:  # SB3's Monitor: the env's own reward
                             gt_returns.append(float(info["episode"]["r"]))
@@ -116,16 +118,14 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
                         masks[i] = new.get("action_mask")
                     else:
                         masks[i] = info.get("action_mask")
-                rewards.append(reward_t)
                 dones.append(np.asarray(done, bool))
             step += n_steps * n_envs
-            rewards_np = np.stack(rewards)
+            rewards_np = np.stack(scored) + np.stack(bootstraps)
+            step_learned = np.stack(scored)
             if reward.needs_trajectory:  # RAPL: whole-episode rewards, swapped in now
                 learned, env_rewards = layer.relabel(reward)
                 rewards_np += learned - env_rewards
                 step_learned = learned
-            else:
-                step_learned = np.stack(scored)
             for t in range(n_steps):
                 running_learned += step_learned[t]
                 for i in np.flatnonzero(dones[t]):
