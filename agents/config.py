@@ -28,8 +28,9 @@ key, a wrong type or a value out of range stops the run with a message naming th
 key and what is allowed, before any environment steps.
 
 rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
-mapping and ``activation_fn`` is a name (``relu``, ``tanh``, ``elu``, ``leaky_relu``,
-``gelu``, ``silu``), so a config never executes code.
+mapping, ``activation_fn`` is a name (``relu``, ``tanh``, ``elu``, ``leaky_relu``,
+``gelu``, ``silu``) and so is ``features_extractor_class`` (``NatureCNN``,
+``PixelCNN``: :mod:`agents.encoders`), so a config never executes code.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ PREFERENCE_DEFAULTS: dict[str, Any] = {
     "update_every": 20000,      # environment steps between rounds
     "segment": 10,              # steps per segment
     "query": "disagreement",    # uniform, disagreement or entropy
+    "pairing": "same_episode",  # same_episode or any (rewards.query)
     "pool_factor": 4,           # candidates drawn per query asked
     "epochs": 20,               # reward-training epochs per round (on all labels so far)
     "buffer_steps": 1000,       # recent steps kept per env to cut segments from
@@ -164,8 +166,14 @@ class TrainConfig:
                 for key, value in self.ppo_kwargs.items()}
 
     def policy_arguments(self) -> dict[str, Any]:
-        """``policy_kwargs`` with ``activation_fn`` turned into the torch module class."""
+        """``policy_kwargs`` with ``activation_fn`` and ``features_extractor_class``
+        turned from names into classes."""
         kwargs = copy.deepcopy(self.policy_kwargs)
+        if "features_extractor_class" in kwargs:
+            from agents.encoders import FEATURES_EXTRACTORS
+
+            kwargs["features_extractor_class"] = FEATURES_EXTRACTORS[
+                kwargs["features_extractor_class"]]
         if "activation_fn" in kwargs:
             from torch import nn
 
@@ -323,6 +331,16 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     activation = policy_kwargs.get("activation_fn")
     if activation is not None:
         _check_choice(source, "hyperparams.policy_kwargs.activation_fn", activation, ACTIVATIONS)
+    extractor = policy_kwargs.get("features_extractor_class")
+    if extractor is not None:
+        from agents.encoders import FEATURES_EXTRACTORS
+
+        _check_choice(source, "hyperparams.policy_kwargs.features_extractor_class", extractor,
+                      sorted(FEATURES_EXTRACTORS))
+    extractor_kwargs = policy_kwargs.get("features_extractor_kwargs", {})
+    if not isinstance(extractor_kwargs, dict):
+        raise ConfigError(f"{source}: 'hyperparams.policy_kwargs.features_extractor_kwargs' "
+                          f"must be a mapping, got {extractor_kwargs!r}")
     ppo_kwargs = _check_ppo_kwargs(source, hyper, n_envs)
     return TrainConfig(
         env=env, env_kwargs=merged["env_kwargs"], reward=reward,
@@ -381,11 +399,12 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
         raise ConfigError(f"{source}: a 'preference' section needs reward: preference "
                           f"(got reward: {reward})")
     merged = check_section(source, "preference", section, PREFERENCE_DEFAULTS)
-    from rewards.query import QUERY_METHODS
+    from rewards.query import PAIRINGS, QUERY_METHODS
     from rewards.teachers import TEACHER_PRESETS
 
     _check_choice(source, "preference.teacher", merged["teacher"], [*TEACHER_PRESETS, "clip"])
     _check_choice(source, "preference.query", merged["query"], QUERY_METHODS)
+    _check_choice(source, "preference.pairing", merged["pairing"], PAIRINGS)
     if not isinstance(merged["teacher_kwargs"], dict):
         raise ConfigError(f"{source}: 'preference.teacher_kwargs' must be a mapping")
     for key in ("total_queries", "initial_queries"):
@@ -393,9 +412,9 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     for key in ("queries_per_round", "update_every", "segment", "pool_factor", "epochs",
                 "buffer_steps"):
         merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=1)
-    if merged["buffer_steps"] < merged["segment"]:
+    if merged["buffer_steps"] <= merged["segment"]:
         raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
-                          f"at least preference.segment ({merged['segment']})")
+                          f"more than preference.segment ({merged['segment']})")
     return merged
 
 

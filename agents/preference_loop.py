@@ -4,7 +4,9 @@ As in Christiano et al. (2017) and PEBBLE, and the imitation library's preferenc
 comparisons: while PPO trains on the learned reward, the loop keeps the most recent
 ``buffer_steps`` steps of every env (frames the reward model sees, the env's own
 reward for simulated teachers, the instruction). At the end of the first rollout it
-asks ``initial_queries`` uniformly drawn segment pairs; then, every ``update_every``
+asks ``initial_queries`` uniformly drawn segment pairs (both segments of a pair from
+one episode with ``pairing: same_episode``, the default; see :mod:`rewards.query`);
+then, every ``update_every``
 environment steps, ``queries_per_round`` pairs chosen by ``query`` (ensemble
 disagreement by default) from a pool ``pool_factor`` times larger, until
 ``total_queries`` pairs have been asked. Each round appends its labels to the
@@ -136,8 +138,10 @@ class PreferenceLoop(BaseCallback):
         from agents.reward_train import make_teacher
         from rewards.query import draw_queries
 
-        segment = self.settings["segment"]
-        episodes = [e for history in self.histories for e in history.episodes(segment)]
+        segment, pairing = self.settings["segment"], self.settings["pairing"]
+        # A same-episode pair needs two different starts: one step more than a segment.
+        shortest = segment + 1 if pairing == "same_episode" else segment
+        episodes = [e for history in self.histories for e in history.episodes(shortest)]
         if not episodes:
             return  # nothing long enough yet; try again after the next rollout
         if self.teacher is None:
@@ -146,7 +150,7 @@ class PreferenceLoop(BaseCallback):
                                         segment, self.seed)
         rng = np.random.default_rng(self.seed + self.rounds)
         queries = draw_queries(episodes, count, self.settings["pool_factor"] * count, segment,
-                               method, self.reward, rng)
+                               method, self.reward, rng, pairing)
         labels = np.asarray(self.teacher.label_pairs(queries), np.float32)
         keep = ~np.isnan(labels)
         kept = queries.subset(np.flatnonzero(keep))
@@ -154,7 +158,7 @@ class PreferenceLoop(BaseCallback):
         self.store.append(kept.frames_a, kept.frames_b, labels[keep], source=self.teacher.name,
                           instructions=kept.instructions,
                           meta={"round": self.rounds, "step": int(self.num_timesteps),
-                                "asked": int(count), "query": method})
+                                "asked": int(count), "query": method, "pairing": pairing})
         self.asked += count
         self.rounds += 1
         self._train(self.rounds)

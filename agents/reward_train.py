@@ -79,8 +79,10 @@ def train_preference(
     seed: int = 0,
     model_kwargs: dict[str, Any] | None = None,
     log: Any = print,
+    pairing: str = "any",
 ) -> tuple[Any, dict[str, Any]]:
-    """Labels up to ``pairs`` segment pairs in rounds and trains a preference ensemble.
+    """Labels up to ``pairs`` segment pairs in rounds and trains a preference ensemble;
+    ``pairing`` says how a pair's two segments are drawn (:mod:`rewards.query`).
 
     Returns the trained module and a summary (labels stored, skipped, training metrics).
     """
@@ -98,7 +100,8 @@ def train_preference(
     for round_index in range(rounds):
         batch = min(query_batch, pairs - asked)
         method = "uniform" if round_index == 0 else query
-        queries = draw_queries(episodes, batch, pool_factor * batch, segment, method, model, rng)
+        queries = draw_queries(episodes, batch, pool_factor * batch, segment, method, model, rng,
+                               pairing)
         labels = np.asarray(teacher.label_pairs(queries), np.float32)
         keep = ~np.isnan(labels)
         asked += batch
@@ -107,12 +110,12 @@ def train_preference(
             kept = queries.subset(np.flatnonzero(keep))
             store.append(kept.frames_a, kept.frames_b, labels[keep], source=teacher.name,
                          instructions=kept.instructions,
-                         meta={"round": round_index, "query": method})
+                         meta={"round": round_index, "query": method, "pairing": pairing})
         metrics = train_preference_reward(model, store, epochs=epochs, seed=seed + round_index)
         log(f"  round {round_index + 1}/{rounds}: {len(store)} labels, "
             f"training accuracy {metrics.accuracy:.3f}")
     summary = {"pairs_asked": asked, "labels_stored": len(store), "skipped": skipped,
-               "rounds": rounds, "query": query, "segment": segment,
+               "rounds": rounds, "query": query, "pairing": pairing, "segment": segment,
                "final_training_accuracy": None if metrics is None else metrics.accuracy,
                "training_seconds": None if metrics is None else metrics.seconds}
     return model, summary
@@ -244,6 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candidates drawn per query (pool = factor x batch)")
     parser.add_argument("--query", default="uniform", choices=["uniform", "disagreement", "entropy"],
                         help="how later rounds pick queries from the pool")
+    parser.add_argument("--pairing", default="any", choices=["any", "same_episode"],
+                        help="draw a pair's segments from any two episodes (B-Pref) or both "
+                             "from one episode (the scene held fixed; what PPO's online loop "
+                             "uses)")
     parser.add_argument("--segment", type=int, default=10, help="segment length in steps")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per round")
     parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES),
@@ -281,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         model, summary = train_preference(
             episodes, teacher, out, pairs=args.pairs, query_batch=args.query_batch,
             pool_factor=args.pool_factor, query=args.query, segment=args.segment,
-            epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs,
+            epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs, pairing=args.pairing,
         )
     rewards.save(model, out / "reward")
     held_out = collect_episodes(args.env, args.policies, args.eval_episodes,

@@ -1,8 +1,20 @@
 """Choosing which segment pairs to ask a teacher about (B-Pref's query selection).
 
 Each round draws a pool of ``pool_size`` candidate pairs uniformly from recorded
-trajectories (two episodes with replacement, each segment at a uniform start), scores
-them with the reward ensemble and keeps the ``query_batch`` best:
+trajectories, scores them with the reward ensemble and keeps the ``query_batch`` best.
+
+How the two segments of a candidate are drawn (``pairing``):
+
+- ``any`` (B-Pref's): two episodes with replacement, each segment at a uniform start;
+- ``same_episode``: both segments from one episode, at two different starts. The
+  scene (where the balls, cubes and pads were put) is the same on both sides, so the
+  label is about what the agent did, not about the luck of the start state. With
+  ``any``, most labels between random-policy segments only say which episode began
+  nearer its goal, and a reward fitted to them scores the scene, which the policy
+  cannot change. PPO needs the ordering within an episode (a constant per episode
+  changes nothing it learns), and that is what these labels teach.
+
+How the ``query_batch`` are chosen from the pool (``method``):
 
 - ``uniform``: a uniform random subset (no model needed);
 - ``disagreement``: the largest std over ensemble members of the member preference
@@ -25,6 +37,7 @@ from typing import Protocol
 import numpy as np
 
 QUERY_METHODS = ("uniform", "disagreement", "entropy")
+PAIRINGS = ("any", "same_episode")
 
 
 class Trajectory(Protocol):
@@ -80,13 +93,19 @@ def sample_segment_pairs(
     count: int,
     segment_length: int,
     rng: np.random.Generator | int | None = None,
+    pairing: str = "any",
 ) -> SegmentPairs:
     """``count`` uniformly drawn pairs of ``segment_length``-step segments.
 
-    Both episodes of a pair are drawn with replacement (a pair may compare two parts
-    of one episode) and each start is uniform over the starts that fit.
+    With ``pairing="any"`` both episodes of a pair are drawn with replacement (a pair
+    may compare two parts of one episode) and each start is uniform over the starts
+    that fit. With ``"same_episode"`` one episode is drawn per pair and the two starts
+    are a uniform pair of different starts that fit (the segments may overlap; the
+    steps they share count the same on both sides).
     """
     rng = np.random.default_rng(rng)
+    if pairing not in PAIRINGS:
+        raise ValueError(f"unknown pairing {pairing!r}; valid ones are {list(PAIRINGS)}")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     if not trajectories:
@@ -95,8 +114,21 @@ def sample_segment_pairs(
     if segment_length < 1 or segment_length > lengths.min():
         raise ValueError(f"segment_length must be between 1 and the shortest trajectory "
                          f"({lengths.min()} steps), got {segment_length}")
-    episodes = rng.integers(0, len(trajectories), size=(count, 2))
-    starts = rng.integers(0, lengths[episodes] - segment_length + 1)
+    if pairing == "same_episode" and segment_length == lengths.min():
+        raise ValueError(f"same_episode pairs need two different starts: segment_length must "
+                         f"be shorter than the shortest trajectory ({lengths.min()} steps), "
+                         f"got {segment_length}")
+    if pairing == "same_episode":
+        episode = rng.integers(0, len(trajectories), size=count)
+        episodes = np.stack([episode, episode], axis=1)
+        fits = lengths[episode] - segment_length + 1  # starts that fit, >= 2
+        first = rng.integers(0, fits)
+        second = rng.integers(0, fits - 1)
+        second += second >= first  # uniform over the starts other than the first
+        starts = np.stack([first, second], axis=1)
+    else:
+        episodes = rng.integers(0, len(trajectories), size=(count, 2))
+        starts = rng.integers(0, lengths[episodes] - segment_length + 1)
     frames, rewards = [[], []], [[], []]
     for row in range(count):
         for side in (0, 1):
@@ -162,9 +194,11 @@ def draw_queries(
     method: str = "uniform",
     model: PreferenceModel | None = None,
     rng: np.random.Generator | int | None = None,
+    pairing: str = "any",
 ) -> SegmentPairs:
     """One round of queries: ``query_batch`` pairs chosen by ``method`` from a uniform
-    pool of ``pool_size`` candidates (which must be at least ``query_batch``).
+    pool of ``pool_size`` candidates (which must be at least ``query_batch``), each
+    drawn as ``pairing`` says (:func:`sample_segment_pairs`).
 
     Pass one ``np.random.Generator`` for every round of a run so rounds differ but the
     run is reproducible.
@@ -175,5 +209,5 @@ def draw_queries(
         raise ValueError(f"pool_size ({pool_size}) must be at least query_batch ({query_batch}): "
                          f"the queries are chosen from the pool")
     rng = np.random.default_rng(rng)
-    pool = sample_segment_pairs(trajectories, pool_size, segment_length, rng)
+    pool = sample_segment_pairs(trajectories, pool_size, segment_length, rng, pairing)
     return pool.subset(select_queries(pool, query_batch, method, model, rng))

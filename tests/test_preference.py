@@ -295,6 +295,28 @@ def test_segment_pairs_are_slices_of_the_trajectories():
         sample_segment_pairs(trajectories, 5, segment_length=13)
 
 
+def test_same_episode_pairs_hold_the_scene_fixed():
+    trajectories = numbered_trajectories(count=4, steps=6)
+    pairs = sample_segment_pairs(trajectories, 400, segment_length=3, rng=0,
+                                 pairing="same_episode")
+    episode_a, start_a, episode_b, start_b = pairs.origins.T
+    np.testing.assert_array_equal(episode_a, episode_b)
+    assert (start_a != start_b).all()
+    assert set(episode_a) == {0, 1, 2, 3}
+    # Every ordered pair of different starts that fit (4 starts: 12 pairs) is drawn.
+    assert set(zip(start_a, start_b)) == {(i, j) for i in range(4) for j in range(4) if i != j}
+    for row in range(len(pairs)):
+        np.testing.assert_array_equal(
+            pairs.rewards_b[row],
+            trajectories[episode_b[row]].env_rewards[start_b[row]:start_b[row] + 3])
+    with pytest.raises(ValueError, match="two different starts"):
+        sample_segment_pairs(trajectories, 5, segment_length=6, pairing="same_episode")
+    with pytest.raises(ValueError, match="unknown pairing 'nearby'"):
+        sample_segment_pairs(trajectories, 5, segment_length=3, pairing="nearby")
+    queries = draw_queries(trajectories, 5, 20, 3, rng=1, pairing="same_episode")
+    assert (queries.origins[:, 0] == queries.origins[:, 2]).all()
+
+
 class FixedProbabilities:
     """A stand-in ensemble whose member preference probabilities are given."""
 
