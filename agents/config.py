@@ -83,6 +83,7 @@ PREFERENCE_DEFAULTS: dict[str, Any] = {
     "pairing": "same_episode",  # same_episode or any (rewards.query)
     "pool_factor": 4,           # candidates drawn per query asked
     "epochs": 20,               # reward-training epochs per round (on all labels so far)
+    "lr": 1.0e-3,               # reward-training Adam learning rate
     "buffer_steps": 1000,       # recent steps kept per env to cut segments from
 }
 """The online preference loop's keys and defaults (``preference:`` in a config)."""
@@ -412,6 +413,9 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     for key in ("queries_per_round", "update_every", "segment", "pool_factor", "epochs",
                 "buffer_steps"):
         merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=1)
+    if isinstance(merged["lr"], bool) or not isinstance(merged["lr"], (int, float)) \
+            or not merged["lr"] > 0:
+        raise ConfigError(f"{source}: preference.lr must be a number > 0, got {merged['lr']!r}")
     if merged["buffer_steps"] <= merged["segment"]:
         raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
                           f"more than preference.segment ({merged['segment']})")

@@ -172,7 +172,7 @@ class PreferenceLoop(BaseCallback):
         if len(self.store) == 0:
             return
         metrics = train_preference_reward(self.reward, self.store, epochs=self.settings["epochs"],
-                                          seed=self.seed + round_index)
+                                          lr=self.settings["lr"], seed=self.seed + round_index)
         self.labels_trained = len(self.store)
         self.last_accuracy = metrics.accuracy
         self.logger.record("preference/training_accuracy", metrics.accuracy)

@@ -4,6 +4,10 @@ Collects seeded rollouts of an environment (expert, random and noisy-expert
 mixtures), scores every frame with the reward module, and reports:
 
 - per step: Pearson and Spearman correlation of the reward with ``info["progress"]``;
+- within episodes: the mean over episodes of the Spearman correlation of the reward
+  with the environment's reward, step by step. PPO only needs this ordering (a
+  constant per episode changes nothing it learns), and a reward can score well on
+  the pooled statistics by ranking whole scenes while getting it wrong;
 - per episode: correlation of the reward's return with the ground-truth return;
 - preference accuracy: on random pairs of equal-length segments from these
   held-out rollouts, how often the reward prefers the segment with the higher
@@ -30,14 +34,15 @@ from agents.rollouts import POLICY_HELP, Episode, collect_episodes
 DEFAULT_POLICIES = ("expert", "noisy(0.3)", "noisy(0.6)", "random")
 
 
-def parse_reward_args(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_reward_args(pairs: Sequence[str], what: str = "reward argument") -> dict[str, Any]:
     """``["alpha=0.5", "model=ViT-B-32"]`` -> kwargs; values are read as JSON when they
-    parse (numbers, true/false, lists), else kept as strings."""
+    parse (numbers, true/false, lists), else kept as strings. ``what`` names the
+    option in the error for a malformed pair."""
     kwargs: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"reward argument {pair!r} is not KEY=VALUE")
+            raise ValueError(f"{what} {pair!r} is not KEY=VALUE")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -99,6 +104,7 @@ def evaluate(
         "episodes": len(episodes),
         "step_pearson_progress": pearson(step_reward, step_progress),
         "step_spearman_progress": spearman(step_reward, step_progress),
+        "within_episode_spearman_reward": within_episode_spearman(scored, env_values),
         "episode_pearson_return": pearson(returns, true_returns),
         "episode_spearman_return": spearman(returns, true_returns),
         "preference_accuracy": preference_accuracy(np.array(predicted), np.array(truth)),
@@ -107,6 +113,9 @@ def evaluate(
         "per_policy": {
             policy: {
                 "episodes": sum(e.policy == policy for e in episodes),
+                "within_episode_spearman_reward": within_episode_spearman(
+                    [r for r, e in zip(scored, episodes) if e.policy == policy],
+                    [e.env_rewards for e in episodes if e.policy == policy]),
                 "success_rate": float(np.mean([e.success for e in episodes if e.policy == policy])),
                 "mean_return": float(np.mean([r.sum() for r, e in zip(scored, episodes)
                                               if e.policy == policy])),
@@ -115,6 +124,17 @@ def evaluate(
         },
     }
     return report, scored
+
+
+def within_episode_spearman(scored: Sequence[np.ndarray],
+                            env_rewards: Sequence[np.ndarray]) -> float | None:
+    """Mean over episodes of the Spearman correlation between a reward and the env's
+    reward within the episode; episodes where either is constant are left out (None
+    when all are)."""
+    values = [spearman(reward, truth) for reward, truth in zip(scored, env_rewards)
+              if len(reward) >= 3]
+    values = [value for value in values if np.isfinite(value)]
+    return float(np.mean(values)) if values else None
 
 
 def plot_report(episodes: Sequence[Episode], scored: Sequence[np.ndarray], title: str,
@@ -164,6 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=5, help="episodes per policy")
     parser.add_argument("--seed", type=int, default=10_000, help="first episode seed")
     parser.add_argument("--render-size", type=int, default=64, help="frame size the reward sees")
+    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment argument (repeatable), e.g. render_camera=workspace "
+                             "or randomize_colors=false (as a training config's env_kwargs)")
     parser.add_argument("--segment", type=int, default=10, help="segment length for pairs")
     parser.add_argument("--pairs", type=int, default=500, help="held-out segment pairs")
     parser.add_argument("--out", help="output folder (default outputs/reward-eval-<time>)")
@@ -174,20 +197,35 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.reward is None) == (args.load is None):
         raise SystemExit("vmalign reward-eval: give exactly one of --reward NAME or --load DIR")
+    check_episode_count("--episodes", args.episodes, args.policies)
     if args.load:
         module = rewards.load(args.load, **parse_reward_args(args.reward_arg))
     else:
         module = rewards.make(args.reward, **parse_reward_args(args.reward_arg))
+    env_kwargs = parse_reward_args(args.env_arg, what="--env-arg")
     episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
-                                render_size=args.render_size)
+                                render_size=args.render_size, env_kwargs=env_kwargs)
     report, scored = evaluate(module, episodes, args.segment, args.pairs, seed=args.seed)
-    report = {"env": args.env, "reward": module.name, "reward_config": module.config(),
-              "policies": args.policies, "seed": args.seed, "render_size": args.render_size,
-              **report}
+    report = {"env": args.env, "env_kwargs": env_kwargs, "reward": module.name,
+              "reward_config": module.config(), "policies": args.policies, "seed": args.seed,
+              "render_size": args.render_size, **report}
     out = make_output_dir(args.out, prefix="reward-eval")
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot_report(episodes, scored, f"{module.name} on {args.env}", out / "report.png")
     print(f"vmalign reward-eval: {module.name} on {args.env}: step Spearman with progress "
-          f"{report['step_spearman_progress']:.3f}, preference accuracy "
+          f"{report['step_spearman_progress']:.3f}, within episodes with the env's reward "
+          f"{format_statistic(report['within_episode_spearman_reward'])}, preference accuracy "
           f"{report['preference_accuracy']:.3f} -> {out}")
     return 0
+
+
+def check_episode_count(option: str, episodes: int, policies: Sequence[str]) -> None:
+    """Episode returns are correlated across episodes: at least two are needed."""
+    if episodes < 1 or episodes * len(policies) < 2:
+        raise ValueError(f"{option} {episodes} with {len(policies)} policies gives fewer than the "
+                         f"2 episodes needed to correlate returns; ask for more")
+
+
+def format_statistic(value: float | None) -> str:
+    """A statistic for a one-line report: three decimals, or n/a where undefined."""
+    return "n/a" if value is None else f"{value:.3f}"

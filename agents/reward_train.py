@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from agents.output import make_output_dir
-from agents.reward_eval import DEFAULT_POLICIES, evaluate, parse_reward_args, plot_report
+from agents.reward_eval import (DEFAULT_POLICIES, check_episode_count, evaluate,
+                                format_statistic, parse_reward_args, plot_report)
 from agents.rollouts import POLICY_HELP, Episode, collect_episodes
 
 HELD_OUT_SEED_OFFSET = 100_000
@@ -80,6 +81,7 @@ def train_preference(
     model_kwargs: dict[str, Any] | None = None,
     log: Any = print,
     pairing: str = "any",
+    lr: float = 1e-3,
 ) -> tuple[Any, dict[str, Any]]:
     """Labels up to ``pairs`` segment pairs in rounds and trains a preference ensemble;
     ``pairing`` says how a pair's two segments are drawn (:mod:`rewards.query`).
@@ -111,11 +113,13 @@ def train_preference(
             store.append(kept.frames_a, kept.frames_b, labels[keep], source=teacher.name,
                          instructions=kept.instructions,
                          meta={"round": round_index, "query": method, "pairing": pairing})
-        metrics = train_preference_reward(model, store, epochs=epochs, seed=seed + round_index)
+        metrics = train_preference_reward(model, store, epochs=epochs, lr=lr,
+                                          seed=seed + round_index)
         log(f"  round {round_index + 1}/{rounds}: {len(store)} labels, "
             f"training accuracy {metrics.accuracy:.3f}")
     summary = {"pairs_asked": asked, "labels_stored": len(store), "skipped": skipped,
                "rounds": rounds, "query": query, "pairing": pairing, "segment": segment,
+               "epochs": epochs, "lr": lr,
                "final_training_accuracy": None if metrics is None else metrics.accuracy,
                "training_seconds": None if metrics is None else metrics.seconds}
     return model, summary
@@ -212,7 +216,7 @@ def compare_bradley_terry(episodes: list[Episode], held_out: list[Episode], out:
     model = rewards.make("preference", seed=args.seed)
     print(f"  Bradley-Terry on the same triplets: {len(pairs)} pairs of "
           f"{pairs.frames_a.shape[1]} frames")
-    metrics = train_preference_reward(model, pairs, epochs=args.epochs, seed=args.seed)
+    metrics = train_preference_reward(model, pairs, epochs=args.epochs, lr=args.lr, seed=args.seed)
     rewards.save(model, out / "bt-same-triplets")
     report, _ = evaluate(model, held_out, args.segment, seed=args.seed)
     print(f"  Bradley-Terry on the same triplets: held-out step Spearman "
@@ -253,6 +257,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "uses)")
     parser.add_argument("--segment", type=int, default=10, help="segment length in steps")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per round")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the "
+                        "preference module's training")
     parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES),
                         help=f"rollout policies: {POLICY_HELP}")
     parser.add_argument("--episodes", type=int, default=8, help="training episodes per policy")
@@ -260,6 +266,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out episodes per policy for the report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render-size", type=int, default=64, help="frame size the reward sees")
+    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment argument (repeatable), e.g. render_camera=workspace "
+                             "or randomize_colors=false: train on the view PPO's config uses")
     parser.add_argument("--out", help="output folder (default outputs/reward-train-<time>)")
 
 
@@ -269,12 +278,14 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs < 1 or args.query_batch < 1 or args.pool_factor < 1:
         raise ValueError("--pairs, --query-batch and --pool-factor must be >= 1")
     check_teacher_name(args.teacher)  # before minutes of rollouts
+    check_episode_count("--eval-episodes", args.eval_episodes, args.policies)
     teacher_params = parse_reward_args(args.teacher_arg)
     model_kwargs = parse_reward_args(args.reward_arg)
+    env_kwargs = parse_reward_args(args.env_arg, what="--env-arg")
     out = make_output_dir(args.out, prefix="reward-train")
     print(f"vmalign reward-train: writing to {out}")
     episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
-                                render_size=args.render_size)
+                                render_size=args.render_size, env_kwargs=env_kwargs)
     if args.reward == "rapl":
         if args.teacher != "oracle":
             raise ValueError("--reward rapl ranks triplets by ground-truth return: only "
@@ -289,22 +300,26 @@ def run(args: argparse.Namespace) -> int:
             episodes, teacher, out, pairs=args.pairs, query_batch=args.query_batch,
             pool_factor=args.pool_factor, query=args.query, segment=args.segment,
             epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs, pairing=args.pairing,
+            lr=args.lr,
         )
     rewards.save(model, out / "reward")
     held_out = collect_episodes(args.env, args.policies, args.eval_episodes,
                                 seed=args.seed + HELD_OUT_SEED_OFFSET,
-                                render_size=args.render_size)
+                                render_size=args.render_size, env_kwargs=env_kwargs)
     if args.reward == "rapl" and args.compare_bt:
         summary["bradley_terry_same_triplets"] = compare_bradley_terry(
             episodes, held_out, out, args)
     report, scored = evaluate(model, held_out, args.segment, seed=args.seed)
-    report = {"env": args.env, "reward": model.name, "teacher": args.teacher,
+    report = {"env": args.env, "env_kwargs": env_kwargs, "reward": model.name,
+              "teacher": args.teacher,
               "teacher_args": teacher_params, "reward_config": model.config(),
               "training": summary, "held_out_seed": args.seed + HELD_OUT_SEED_OFFSET, **report}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     plot_report(held_out, scored, f"{model.name} ({args.teacher}) on {args.env}, held out",
                 out / "report.png")
-    print(f"vmalign reward-train: {model.name}; held-out step Spearman "
-          f"with progress {report['step_spearman_progress']:.3f}, preference accuracy "
-          f"{report['preference_accuracy']:.3f}; module saved to {out / 'reward'}")
+    within = format_statistic(report["within_episode_spearman_reward"])
+    print(f"vmalign reward-train: {model.name}; held-out step Spearman with progress "
+          f"{report['step_spearman_progress']:.3f}, within episodes with the env's reward "
+          f"{within}, preference accuracy {report['preference_accuracy']:.3f}; module saved "
+          f"to {out / 'reward'}")
     return 0

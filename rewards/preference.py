@@ -265,7 +265,7 @@ def train_preference_reward(
     data: PreferenceStore | PreferencePairs,
     epochs: int = 50,
     batch_size: int = 32,
-    lr: float = 3e-4,
+    lr: float = 1e-3,
     weight_decay: float = 0.0,
     bootstrap: bool = False,
     random_shift: int | None = None,
@@ -276,7 +276,11 @@ def train_preference_reward(
     :param data: a :class:`PreferenceStore` (all its pairs) or :class:`PreferencePairs`.
     :param epochs: passes over the pairs (default 50).
     :param batch_size: pairs per gradient step, per member (default 32).
-    :param lr: Adam learning rate (default 3e-4, B-Pref's).
+    :param lr: Adam learning rate (default 1e-3). B-Pref's 3e-4 suits its small
+        state-input MLPs; these CNNs on pixels are left under-trained by it at the epoch
+        counts an online loop can afford. On Reach-v0 (2000 same-episode oracle labels,
+        15 epochs, one member) 1e-3 raised the held-out step Spearman with the
+        ground-truth reward from 0.74-0.82 to 0.86-0.91; 3e-4 needed 40 epochs for that.
     :param weight_decay: Adam L2 penalty (default 0).
     :param bootstrap: each member trains on its own resample with replacement of the
         pairs (default False: each member on its own shuffle of all pairs, as B-Pref).

@@ -10,6 +10,7 @@ from PIL import Image
 
 from agents import metrics
 from agents.cli import main
+from agents.reward_eval import within_episode_spearman
 from agents.rollouts import collect_episodes, parse_policy
 
 
@@ -45,6 +46,21 @@ def test_preference_accuracy_leaves_out_equal_pairs():
     assert metrics.preference_accuracy(predicted, truth) == pytest.approx(2 / 3)
 
 
+def test_within_episode_spearman_ignores_what_is_constant_per_episode():
+    truth = [np.array([0.0, 1.0, 2.0, 3.0]), np.array([15.0, 14.0, 13.0, 12.0])]
+    # Right ordering inside each episode, whatever the offset between episodes.
+    assert within_episode_spearman([truth[0] + 100, truth[1] - 100], truth) == pytest.approx(1.0)
+    # One episode right, one reversed: the mean is 0, though the pooled steps agree
+    # (the reward ranks the better episode's steps above the other's).
+    reward = [truth[0], 200 - truth[1]]
+    assert within_episode_spearman(reward, truth) == pytest.approx(0.0)
+    assert metrics.spearman(np.concatenate(reward), np.concatenate(truth)) > 0.5
+    # Episodes with a constant reward (or truth) have no ordering and are left out.
+    flat = [np.ones(4), truth[1]]
+    assert within_episode_spearman(flat, truth) == pytest.approx(1.0)
+    assert within_episode_spearman([np.ones(4)], [truth[0]]) is None
+
+
 def test_policies_and_rollouts():
     assert parse_policy("expert") == 0 and parse_policy("random") == 1
     assert parse_policy("noisy(0.25)") == 0.25
@@ -71,6 +87,8 @@ def test_reward_eval_command_writes_report(tmp_path, capsys):
     assert report["episode_spearman_return"] == pytest.approx(1.0)
     assert report["preference_accuracy"] == pytest.approx(1.0)
     assert report["step_spearman_progress"] > 0.5
+    assert report["within_episode_spearman_reward"] == pytest.approx(1.0)
+    assert report["per_policy"]["expert"]["within_episode_spearman_reward"] == pytest.approx(1.0)
     assert Image.open(out / "report.png").size[0] > 100
     assert str(out) in capsys.readouterr().out
 
@@ -85,3 +103,25 @@ def test_reward_eval_rejects_bad_input_with_one_line(tmp_path, capsys):
     assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
                  "--policies", "greedy", "--out", str(tmp_path)]) == 2
     assert "unknown policy 'greedy'" in capsys.readouterr().err
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--env-arg", "render_camera", "--out", str(tmp_path)]) == 2
+    assert "--env-arg 'render_camera' is not KEY=VALUE" in capsys.readouterr().err
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--env-arg", "render_camera=ceiling", "--out", str(tmp_path)]) == 2
+    assert "render_camera" in capsys.readouterr().err
+    assert main(["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+                 "--policies", "expert", "--episodes", "1", "--out", str(tmp_path)]) == 2
+    assert "fewer than the 2 episodes needed" in capsys.readouterr().err
+
+
+def test_reward_eval_env_args_reach_the_environment(tmp_path):
+    # The reward must be judged on the env PPO's config builds: --env-arg sets it.
+    args = ["reward-eval", "--env", "vmalign/Reach-v0", "--reward", "ground_truth",
+            "--policies", "expert", "--episodes", "2", "--render-size", "32", "--pairs", "10"]
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    assert main(args + ["--env-arg", "terminate_on_success=true", "--env-arg",
+                        "render_camera=workspace", "--out", str(tmp_path / "short")]) == 0
+    full = json.loads((tmp_path / "full" / "report.json").read_text())
+    short = json.loads((tmp_path / "short" / "report.json").read_text())
+    assert short["env_kwargs"] == {"terminate_on_success": True, "render_camera": "workspace"}
+    assert full["steps"] == 100 and short["steps"] < 100  # the expert succeeds, the episode ends

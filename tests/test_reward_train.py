@@ -16,7 +16,8 @@ def test_reward_train_end_to_end(tmp_path):
     code = main(["reward-train", "--env", "vmalign/Reach-v0", "--teacher", "oracle",
                  "--pairs", "40", "--query-batch", "20", "--query", "disagreement",
                  "--policies", "expert", "random", "--episodes", "1", "--eval-episodes", "1",
-                 "--epochs", "2", "--render-size", "32", "--reward-arg", "ensemble_size=2",
+                 "--epochs", "2", "--lr", "0.002", "--render-size", "32",
+                 "--reward-arg", "ensemble_size=2", "--env-arg", "randomize_colors=false",
                  "--out", str(out)])
     assert code == 0
     store = PreferenceStore(out / "preferences")
@@ -27,6 +28,8 @@ def test_reward_train_end_to_end(tmp_path):
     assert module.name == "preference" and module.config()["ensemble_size"] == 2
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["labels_stored"] == 40 and report["teacher"] == "oracle"
+    assert report["training"]["lr"] == 0.002 and report["env_kwargs"] == {"randomize_colors": False}
+    assert -1.0 <= report["within_episode_spearman_reward"] <= 1.0
     assert -1.0 <= report["step_spearman_progress"] <= 1.0
     frames = np.zeros((3, 32, 32, 3), np.uint8)
     assert module(frames, ["x"] * 3).shape == (3,)

@@ -88,6 +88,7 @@ def test_linear_schedule_decays_to_zero():
         (MINIMAL, ["hyperparams.policy_kwargs.features_extractor_kwargs=[64]"],
          "features_extractor_kwargs' must be a mapping"),
         (MINIMAL, ["reward=preference", "preference.pairing=neighbours"], "preference.pairing"),
+        (MINIMAL, ["reward=preference", "preference.lr=0"], "preference.lr must be a number > 0"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],
          "buffer_steps (10) must be more than preference.segment"),
         (MINIMAL, ["seed"], "is not key=value"),
