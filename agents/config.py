@@ -85,6 +85,7 @@ PREFERENCE_DEFAULTS: dict[str, Any] = {
     "epochs": 20,               # reward-training epochs per round (on all labels so far)
     "lr": 1.0e-3,               # reward-training Adam learning rate
     "buffer_steps": 1000,       # recent steps kept per env to cut segments from
+    "initial_labels": None,     # a preference store folder whose labels seed the run
 }
 """The online preference loop's keys and defaults (``preference:`` in a config)."""
 
@@ -416,10 +417,25 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     if isinstance(merged["lr"], bool) or not isinstance(merged["lr"], (int, float)) \
             or not merged["lr"] > 0:
         raise ConfigError(f"{source}: preference.lr must be a number > 0, got {merged['lr']!r}")
+    if merged["initial_labels"] is not None:
+        merged["initial_labels"] = _check_store_folder(source, merged["initial_labels"])
     if merged["buffer_steps"] <= merged["segment"]:
         raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
                           f"more than preference.segment ({merged['segment']})")
     return merged
+
+
+def _check_store_folder(source: str, value: Any) -> str:
+    """``preference.initial_labels``: an existing, non-empty preference store."""
+    from rewards.preference_store import HEADER_FILE
+
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(f"{source}: preference.initial_labels must be a folder path, got {value!r}")
+    if not (Path(value) / HEADER_FILE).is_file():
+        raise ConfigError(f"{source}: preference.initial_labels: {value} is not a preference "
+                          f"store (a folder with {HEADER_FILE}, such as reward-train's "
+                          f"OUT/preferences or a training run's preferences/)")
+    return str(value)
 
 
 def check_section(source: str, name: str, section: Any, defaults: dict[str, Any]) -> dict[str, Any]:

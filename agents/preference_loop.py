@@ -14,6 +14,10 @@ run's :class:`~rewards.preference_store.PreferenceStore` (durably, before anythi
 else) and retrains the ensemble on every label so far; PPO's next rollout is scored
 by the new reward.
 
+With ``initial_labels`` (a preference store folder) the run's store first receives a
+copy of those labels, and the reward trains on them before the first rollout; they
+do not count against the query budget.
+
 The store is the record of what was asked: each batch carries the round, the step
 and how many pairs were asked (skipped ones included) in its ``meta``. On resume
 the loop counts its budget from the store, and retrains the reward on labels that
@@ -23,6 +27,7 @@ arrived after the checkpoint, so a kill never loses a label.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,11 +76,51 @@ class _EnvHistory:
 
 
 def store_budget(store: PreferenceStore) -> tuple[int, int]:
-    """(pairs asked, rounds) recorded in ``store``: one batch per round."""
+    """(pairs asked, rounds) recorded in ``store``: one batch per round; labels
+    imported from ``initial_labels`` count in neither."""
     batches: dict[str, int] = {}
     for record in store.records():
-        batches[record["batch"]] = int(record.get("meta", {}).get("asked", 1))
+        meta = record.get("meta", {})
+        if IMPORTED not in meta:
+            batches[record["batch"]] = int(meta.get("asked", 1))
     return sum(batches.values()), len(batches)
+
+
+IMPORTED = "imported_from"
+"""Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
+
+
+def import_labels(store: PreferenceStore, folder: str | Path,
+                  frame_shape: tuple[int, ...]) -> int:
+    """Copies every label of the store at ``folder`` into the run's ``store``, once:
+    a run resumed after the copy finds them there and copies nothing (returns 0).
+
+    They seed the reward model before the first rollout (a label set from
+    ``vmalign reward-train``, or an earlier run's ``preferences/``) and do not count
+    against ``total_queries``. ``frame_shape`` is ``(segment, H, W, 3)``, the shape of
+    the loop's own segments: a store holds one shape, so the imported ones must match.
+    """
+    if any(IMPORTED in record.get("meta", {}) for record in store.records()):
+        return 0
+    source = PreferenceStore(folder)
+    if source.frame_shape is None or len(source) == 0:
+        raise ValueError(f"preference.initial_labels: {folder} holds no labels")
+    if tuple(source.frame_shape) != tuple(frame_shape):
+        raise ValueError(
+            f"preference.initial_labels: {folder} holds segments of shape "
+            f"{tuple(source.frame_shape)} (steps, H, W, 3) but this run cuts "
+            f"{tuple(frame_shape)}: preference.segment and the reward view's size "
+            f"(env_kwargs render_size) must match the imported labels")
+    pairs = source.load_all()
+    # One batch per labeller, so each pair keeps its source.
+    for name in dict.fromkeys(pairs.sources):
+        rows = [i for i, labeller in enumerate(pairs.sources) if labeller == name]
+        instructions = [pairs.instructions[i] for i in rows]
+        store.append(pairs.frames_a[rows], pairs.frames_b[rows], pairs.labels[rows], source=name,
+                     instructions=instructions if all(isinstance(t, str) for t in instructions)
+                     else None,
+                     meta={IMPORTED: str(folder), "asked": 0})
+    return len(pairs)
 
 
 class PreferenceLoop(BaseCallback):

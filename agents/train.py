@@ -83,7 +83,7 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
     from agents import checkpoint as ckpt
     from agents.callbacks import AppendingCSV, EpisodeMetrics, PeriodicCheckpoint, ProgressBar
     from agents.callbacks import truncate_log
-    from agents.preference_loop import PreferenceLoop
+    from agents.preference_loop import PreferenceLoop, import_labels
     from agents.relabel import RelabelRolloutBuffer
     from agents.vector import check_env_and_reward, make_training_env, needs_rendered_frames
     from rewards.device import get_device
@@ -99,8 +99,16 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
 
     # Start-up checks that would otherwise fail late: the reward module and one env.
     reward = build_reward(config, device, restored.reward_folder if restored else None)
-    check_env_and_reward(config, reward, needs_rendered_frames(config, reward))
+    frame_shape = check_env_and_reward(config, reward, needs_rendered_frames(config, reward))
     learned = reward.name if reward.tensors() else None
+    if config.preference is not None:
+        store = PreferenceStore(run_dir / PREFERENCES)
+        if config.preference["initial_labels"]:
+            copied = import_labels(store, config.preference["initial_labels"],
+                                   (config.preference["segment"], *frame_shape))
+            if copied:
+                log(f"vmalign train: {copied} labels from {config.preference['initial_labels']} "
+                    f"copied into {store.folder}")
 
     start = restored.num_timesteps if restored else 0
     venv, layer = make_training_env(config, reward, config.n_envs, seed=config.seed + start)
@@ -125,8 +133,7 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
     callbacks: list[Any] = [metrics]
     loop = None
     if config.preference is not None:
-        loop = PreferenceLoop(layer, reward, PreferenceStore(run_dir / PREFERENCES),
-                              config.preference, seed=config.seed,
+        loop = PreferenceLoop(layer, reward, store, config.preference, seed=config.seed,
                               state=trainer_state.get("preference"))
         callbacks.append(loop)
 

@@ -40,11 +40,13 @@ def make_env_kwargs(config: TrainConfig, render: bool) -> dict[str, Any]:
     return kwargs
 
 
-def check_env_and_reward(config: TrainConfig, reward: RewardModel, render: bool) -> None:
+def check_env_and_reward(config: TrainConfig, reward: RewardModel,
+                         render: bool) -> tuple[int, ...]:
     """Makes one env and scores its first frame with ``reward``, so that a bad env
     kwarg (the env's own message lists the valid ones) or a reward module that cannot
     score these frames (RAPL without demonstrations, a frame size a checkpoint was
-    not made for) stops the run at start-up rather than at its first step."""
+    not made for) stops the run at start-up rather than at its first step. Returns
+    the shape of the frames the reward sees."""
     import numpy as np
 
     env = gym.make(config.env, **make_env_kwargs(config, render))
@@ -62,6 +64,7 @@ def check_env_and_reward(config: TrainConfig, reward: RewardModel, render: bool)
         except (RuntimeError, ValueError) as error:
             raise ValueError(f"the {reward.name!r} reward cannot score {config.env}'s frames: "
                              f"{error}") from error
+        return tuple(np.shape(frame))
     finally:
         env.close()
 

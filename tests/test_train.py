@@ -205,3 +205,61 @@ def test_a_reward_that_cannot_score_the_frames_stops_the_run_at_start_up(tmp_pat
     error = capsys.readouterr().err
     assert "cannot score vmalign/Sweep-v0's frames" in error and "reward_checkpoint" in error
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def grey_segments(count: int, steps: int, size: int, seed: int):
+    """Uniform-grey segment pairs of ``size``-px frames; the brighter one is preferred."""
+    levels = np.random.default_rng(seed).integers(0, 256, size=(count, 2))
+    frames = np.broadcast_to(levels[:, :, None, None, None, None].astype(np.uint8),
+                             (count, 2, steps, size, size, 3)).copy()
+    return frames[:, 0], frames[:, 1], (levels[:, 0] > levels[:, 1]).astype(np.float32)
+
+
+def test_initial_labels_seed_the_reward_once_and_cost_no_queries(tmp_path):
+    source = PreferenceStore(tmp_path / "labels")
+    frames_a, frames_b, labels = grey_segments(48, steps=5, size=64, seed=0)
+    source.append(frames_a[:40], frames_b[:40], labels[:40], source="oracle")
+    source.append(frames_a[40:], frames_b[40:], labels[40:], source="human",
+                  instructions=["reach"] * 8)
+    run_dir = tmp_path / "run"
+    overrides = [*TINY_PREFERENCE, "preference.total_queries=0", "preference.epochs=15",
+                 f"preference.initial_labels={tmp_path / 'labels'}", "hyperparams.n_timesteps=32",
+                 "checkpoint_every=32"]
+    summary = train(load_config("reach_preference", overrides), run_dir, progress_bar=False,
+                    log=lambda *a: None)
+    store = PreferenceStore(run_dir / "preferences")
+    copied = store.load_all()
+    np.testing.assert_array_equal(copied.frames_a, frames_a)
+    np.testing.assert_array_equal(copied.labels, labels)
+    assert copied.sources == ["oracle"] * 40 + ["human"] * 8
+    assert copied.instructions[-1] == "reach"
+    assert summary["queries_asked"] == 0 and summary["labels"] == 48
+    # The reward trained on them before the first rollout: brighter now scores higher.
+    assert summary["reward_training_accuracy"] is not None
+    reward = rewards.load(run_dir / "reward")
+    greys = np.repeat(np.array([0, 255], np.uint8), 64 * 64 * 3).reshape(2, 64, 64, 3)
+    low, high = reward(greys, ["", ""])
+    assert high > low
+
+    # Resumed, the run finds them in its store and copies nothing again.
+    resumed = load_config(run_dir / "config.yaml", ["hyperparams.n_timesteps=64"])
+    train(resumed, run_dir, resume=True, progress_bar=False, log=lambda *a: None)
+    assert len(PreferenceStore(run_dir / "preferences")) == 48
+
+    # Online queries count against the budget; the imported labels do not.
+    online = train(load_config("reach_preference", [
+        *TINY_PREFERENCE, f"preference.initial_labels={tmp_path / 'labels'}",
+        "hyperparams.n_timesteps=32"]), tmp_path / "online", progress_bar=False,
+        log=lambda *a: None)
+    assert online["queries_asked"] == 8 and online["labels"] == 48 + 8
+
+
+def test_initial_labels_of_another_segment_length_stop_the_run_at_start_up(tmp_path):
+    source = PreferenceStore(tmp_path / "labels")
+    source.append(*grey_segments(4, steps=3, size=64, seed=0), source="oracle")
+    config = load_config("reach_preference", [*TINY_PREFERENCE, "hyperparams.n_timesteps=32",
+                                              f"preference.initial_labels={tmp_path / 'labels'}"])
+    with pytest.raises(ValueError, match=r"holds segments of shape \(3, 64, 64, 3\).*"
+                                         r"cuts \(5, 64, 64, 3\)"):
+        train(config, tmp_path / "run", progress_bar=False, log=lambda *a: None)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -89,6 +89,8 @@ def test_linear_schedule_decays_to_zero():
          "features_extractor_kwargs' must be a mapping"),
         (MINIMAL, ["reward=preference", "preference.pairing=neighbours"], "preference.pairing"),
         (MINIMAL, ["reward=preference", "preference.lr=0"], "preference.lr must be a number > 0"),
+        (MINIMAL, ["reward=preference", "preference.initial_labels=/no/such/store"],
+         "/no/such/store is not a preference store"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],
          "buffer_steps (10) must be more than preference.segment"),
         (MINIMAL, ["seed"], "is not key=value"),
