@@ -395,3 +395,24 @@ def test_oracle_preferences_on_push_teach_a_reward_that_tracks_progress():
     progress = np.concatenate([episode.progress for episode in held_out])
     correlation = spearman(model(frames, [""] * len(frames)), progress)
     assert correlation > 0.5, correlation  # chance: 0 +- 0.04 over these 600 frames
+
+
+def test_disagreement_penalty_subtracts_the_members_spread(tmp_path):
+    model = PreferenceReward(**TINY)
+    train_preference_reward(model, brightness_pairs(32, seed=2), epochs=3, batch_size=16)
+    frames = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    members = model.member_rewards(frames)
+    assert members.std(axis=0).min() > 0  # the members do differ
+    np.testing.assert_allclose(model(frames, [""] * 5), members.mean(axis=0), rtol=1e-6)
+    rewards.save(model, tmp_path / "model")
+    pessimistic = rewards.load(tmp_path / "model", disagreement_penalty=1.5)
+    np.testing.assert_allclose(pessimistic(frames, [""] * 5),
+                               members.mean(axis=0) - 1.5 * members.std(axis=0), rtol=1e-5,
+                               atol=1e-7)
+    # The setting is part of the module's config: saved and loaded with it.
+    rewards.save(pessimistic, tmp_path / "pessimistic")
+    assert rewards.load(tmp_path / "pessimistic").config()["disagreement_penalty"] == 1.5
+    with pytest.raises(ValueError, match="needs ensemble_size >= 2"):
+        PreferenceReward(**{**TINY, "ensemble_size": 1}, disagreement_penalty=1.0)
+    with pytest.raises(ValueError, match="disagreement_penalty must be a number >= 0"):
+        PreferenceReward(**TINY, disagreement_penalty=-1.0)
