@@ -75,6 +75,10 @@ class _EnvHistory:
         return [e for e in self.finished if len(e.frames) >= min_length] + running
 
 
+IMPORTED = "imported_from"
+"""Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
+
+
 def store_budget(store: PreferenceStore) -> tuple[int, int]:
     """(pairs asked, rounds) recorded in ``store``: one batch per round; labels
     imported from ``initial_labels`` count in neither."""
@@ -84,10 +88,6 @@ def store_budget(store: PreferenceStore) -> tuple[int, int]:
         if IMPORTED not in meta:
             batches[record["batch"]] = int(meta.get("asked", 1))
     return sum(batches.values()), len(batches)
-
-
-IMPORTED = "imported_from"
-"""Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
 
 
 def import_labels(store: PreferenceStore, folder: str | Path,

@@ -27,6 +27,7 @@ from rewards.query import (
     select_queries,
 )
 from rewards.teachers import make_teacher
+from tests.preference_data import brightness_pairs
 
 TINY = {"ensemble_size": 2, "image_size": 8, "channels": (4, 8), "hidden_size": 8}
 
@@ -82,16 +83,6 @@ def test_preference_probability_is_the_softmax_of_summed_frame_rewards():
     expected = np.exp(sum_a) / (np.exp(sum_a) + np.exp(sum_b))
     np.testing.assert_allclose(model.preference_probabilities(frames_a, frames_b), expected,
                                rtol=1e-5)
-
-
-def brightness_pairs(count: int, seed: int, steps: int = 2, size: int = 8) -> PreferencePairs:
-    """Uniform-grey segments; the brighter segment is preferred."""
-    rng = np.random.default_rng(seed)
-    levels = rng.integers(0, 256, size=(count, 2))
-    frames = np.broadcast_to(levels[:, :, None, None, None, None].astype(np.uint8),
-                             (count, 2, steps, size, size, 3)).copy()
-    labels = (levels[:, 0] > levels[:, 1]).astype(np.float32)
-    return PreferencePairs(frames[:, 0], frames[:, 1], labels, ["oracle"] * count)
 
 
 def test_training_learns_a_preference_and_reports_accuracy():

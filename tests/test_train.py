@@ -23,6 +23,7 @@ from agents.reward_wrappers import FrameInInfo
 from agents.train import train
 from rewards.base import RewardModel
 from rewards.preference_store import PreferenceStore
+from tests.preference_data import brightness_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["hyperparams.n_envs=2", "hyperparams.n_steps=16", "hyperparams.batch_size=32",
@@ -207,17 +208,10 @@ def test_a_reward_that_cannot_score_the_frames_stops_the_run_at_start_up(tmp_pat
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def grey_segments(count: int, steps: int, size: int, seed: int):
-    """Uniform-grey segment pairs of ``size``-px frames; the brighter one is preferred."""
-    levels = np.random.default_rng(seed).integers(0, 256, size=(count, 2))
-    frames = np.broadcast_to(levels[:, :, None, None, None, None].astype(np.uint8),
-                             (count, 2, steps, size, size, 3)).copy()
-    return frames[:, 0], frames[:, 1], (levels[:, 0] > levels[:, 1]).astype(np.float32)
-
-
 def test_initial_labels_seed_the_reward_once_and_cost_no_queries(tmp_path):
     source = PreferenceStore(tmp_path / "labels")
-    frames_a, frames_b, labels = grey_segments(48, steps=5, size=64, seed=0)
+    pairs = brightness_pairs(48, seed=0, steps=5, size=64)
+    frames_a, frames_b, labels = pairs.frames_a, pairs.frames_b, pairs.labels
     source.append(frames_a[:40], frames_b[:40], labels[:40], source="oracle")
     source.append(frames_a[40:], frames_b[40:], labels[40:], source="human",
                   instructions=["reach"] * 8)
@@ -256,7 +250,8 @@ def test_initial_labels_seed_the_reward_once_and_cost_no_queries(tmp_path):
 
 def test_initial_labels_of_another_segment_length_stop_the_run_at_start_up(tmp_path):
     source = PreferenceStore(tmp_path / "labels")
-    source.append(*grey_segments(4, steps=3, size=64, seed=0), source="oracle")
+    pairs = brightness_pairs(4, seed=0, steps=3, size=64)
+    source.append(pairs.frames_a, pairs.frames_b, pairs.labels, source="oracle")
     config = load_config("reach_preference", [*TINY_PREFERENCE, "hyperparams.n_timesteps=32",
                                               f"preference.initial_labels={tmp_path / 'labels'}"])
     with pytest.raises(ValueError, match=r"holds segments of shape \(3, 64, 64, 3\).*"
