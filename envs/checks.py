@@ -67,6 +67,14 @@ def check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Returns ``value`` if it is a bool; else ``ValueError`` (so ``"false"`` from a
+    config or command line is refused instead of being read as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def check_int_range(name: str, value: Any, low: int, high: int) -> int:
     """Returns ``value`` as int if it is an integer in [low, high]; else ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

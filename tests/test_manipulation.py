@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.experts import expert_policy
+from envs.manipulation.arm import START_HIGH, START_LOW
 from envs.colors import COLORS
 
 MANIPULATION_IDS = [env_id for env_id in envs.ENV_IDS if env_id.split("/")[1].split("-")[0]
@@ -48,7 +49,8 @@ def test_check_env(env_id):
 @pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=VARIANT_NAMES)
 def test_same_seed_same_actions_same_frames_and_rewards(env_id, kwargs):
     actions = np.random.default_rng(0).uniform(-1, 1, size=(40, 4)).astype(np.float32)
-    visuals = dict(randomize_textures=True, randomize_lighting=True, camera_jitter=0.02)
+    visuals = dict(randomize_textures=True, randomize_lighting=True, camera_jitter=0.02,
+                   randomize_start=True)
     first = gym.make(env_id, **visuals, **kwargs)
     second = gym.make(env_id, **visuals, **kwargs)
     frames_a, rewards_a = rollout(first, 7, actions)
@@ -102,7 +104,8 @@ def test_unknown_kwarg_lists_valid_ones(env_id):
     "kwargs, message",
     [({"obs_size": 8}, "obs_size"), ({"obs_size": 64.5}, "obs_size"), ({"camera": "top"}, "camera"),
      ({"render_size": 4096}, "render_size"), ({"camera_jitter": -1}, "camera_jitter"),
-     ({"render_mode": "depth"}, "render_mode")],
+     ({"render_mode": "depth"}, "render_mode"), ({"randomize_start": "false"}, "randomize_start"),
+     ({"terminate_on_success": 1}, "terminate_on_success")],
 )
 def test_bad_arguments_say_what_is_allowed(kwargs, message):
     from envs.manipulation.reach import ReachEnv
@@ -208,6 +211,32 @@ def expert_success_rate(env_id: str, seeds: range, **kwargs) -> float:
 @pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=VARIANT_NAMES)
 def test_expert_succeeds_on_95_percent_of_20_seeds(env_id, kwargs):
     assert expert_success_rate(env_id, range(20), **kwargs) >= 0.95
+
+
+@pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=VARIANT_NAMES)
+def test_random_start_puts_the_arm_at_rest_in_the_start_box(env_id, kwargs):
+    env = gym.make(env_id, randomize_start=True, **kwargs).unwrapped
+    starts = []
+    for seed in range(4):
+        _, info = env.reset(seed=seed)
+        assert info["progress"] == 0.0 and not info["is_success"]
+        hand = env.body_pos("hand")
+        assert np.all(hand >= START_LOW - 1e-3) and np.all(hand <= START_HIGH + 1e-3)
+        assert np.abs(env.data.qvel).max() == 0.0
+        before = env.data.qpos.copy()
+        for _ in range(3):  # holding still: nothing drifts, nothing was knocked over
+            env.step(np.array([0.0, 0.0, 0.0, -1.0], dtype=np.float32))
+        assert np.abs(env.data.qpos - before).max() < 2e-3
+        starts.append(hand)
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(starts) for b in starts[:i]) > 0.01
+    home = gym.make(env_id, **kwargs).unwrapped
+    home_hands = [home.reset(seed=seed) and home.body_pos("hand") for seed in range(2)]
+    assert np.allclose(home_hands[0], home_hands[1]), "the default start must stay fixed"
+
+
+@pytest.mark.parametrize("env_id", MANIPULATION_IDS)
+def test_expert_succeeds_from_random_starts(env_id):
+    assert expert_success_rate(env_id, range(10), randomize_start=True) >= 0.9
 
 
 def test_reach_progress_and_success_follow_distance():

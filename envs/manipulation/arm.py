@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.checks import (
+    check_bool,
     check_box_action,
     check_choice,
     check_int_range,
@@ -48,7 +49,16 @@ WORKSPACE_HIGH = np.array([0.3, 0.3, 0.35])
 """Box the tool centre point (between the finger pads) is kept in, in metres."""
 
 HOME_TCP = np.array([0.0, -0.05, 0.2])
-"""Tool centre point at the start of every episode."""
+"""Tool centre point at the start of every episode (unless ``randomize_start``)."""
+
+START_LOW = np.array([-0.2, -0.12, 0.12])
+START_HIGH = np.array([0.2, 0.2, 0.3])
+"""Box the hand target is drawn from when ``randomize_start=True``. Its floor keeps
+the fingers above every task's objects, which are placed after the arm settles."""
+
+START_SETTLE_STEPS = 200
+"""Physics steps (0.4 s) that bring the arm from home to a random start at rest;
+measured: the hand is within 1e-10 m of its target and joint speeds below 1e-9."""
 
 FINGER_OPEN = 0.05
 """Finger joint position (metres from centre) when the gripper is fully open."""
@@ -104,6 +114,11 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
       intensity.
     - ``camera_jitter`` (float, metres, 0-0.1, default 0): per-episode random offset of
       the front and workspace cameras' positions; each keeps looking at its point.
+    - ``randomize_start`` (bool, default False): start each episode with the hand at
+      a uniform random point of the box :data:`START_LOW`-:data:`START_HIGH` (arm at
+      rest, gripper open) instead of the fixed home pose. Data for reward learning
+      wants it: when every rollout leaves from home, "arm far from home" correlates
+      with progress and a learned reward can score that instead of the task.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -125,6 +140,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         randomize_textures: bool = False,
         randomize_lighting: bool = False,
         camera_jitter: float = 0.0,
+        randomize_start: bool = False,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
@@ -139,11 +155,12 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.camera = camera
         self.render_camera = render_camera
-        self.terminate_on_success = bool(terminate_on_success)
-        self.randomize_colors = bool(randomize_colors)
-        self.randomize_textures = bool(randomize_textures)
-        self.randomize_lighting = bool(randomize_lighting)
+        self.terminate_on_success = check_bool("terminate_on_success", terminate_on_success)
+        self.randomize_colors = check_bool("randomize_colors", randomize_colors)
+        self.randomize_textures = check_bool("randomize_textures", randomize_textures)
+        self.randomize_lighting = check_bool("randomize_lighting", randomize_lighting)
         self.camera_jitter = jitter
+        self.randomize_start = check_bool("randomize_start", randomize_start)
 
         self.model = self._load_model()
         self.data = mujoco.MjData(self.model)
@@ -228,9 +245,22 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._gripper >= 0:
             data.ctrl[self._gripper] = FINGER_OPEN
         self._randomize_visuals()
+        if self.randomize_start:
+            self._settle_at_random_start()
         self.instruction = self._reset_task()
         mujoco.mj_forward(model, data)
         self._status = self._evaluate(first=True)
+
+    def _settle_at_random_start(self) -> None:
+        """Moves the arm from home to a random hand position and lets it come to rest.
+
+        Runs before the task places its objects, so the arm cannot knock them."""
+        model, data = self.model, self.data
+        start = self.np_random.uniform(START_LOW, START_HIGH)
+        data.mocap_pos[self._hand_mocap] = start
+        mujoco.mj_step(model, data, nstep=START_SETTLE_STEPS)
+        data.qvel[:] = 0.0
+        data.time = 0.0
 
     def step(
         self, action: np.ndarray

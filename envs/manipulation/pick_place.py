@@ -112,7 +112,8 @@ class PickPlaceEnv(ArmEnv):
     ``cube_height`` (the cube's centre above the table).
 
     ## Starting state
-    The arm starts at a fixed home pose with the gripper open. The cube (upright, on
+    The arm starts at a fixed home pose (a random one with ``randomize_start``) with
+    the gripper open. The cube (upright, on
     the table) and the platform are centred uniformly in x [-0.2, 0.2],
     y [-0.1, 0.2] m, at least 0.16 m apart; colours are sampled per episode
     (``randomize_colors``; fixed red cube and green platform otherwise).
@@ -125,12 +126,13 @@ class PickPlaceEnv(ArmEnv):
     ``gym.make("vmalign/PickPlace-v0", render_mode=None, obs_size=64,
     camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
-    randomize_lighting=False, camera_jitter=0.0)``; see
+    randomize_lighting=False, camera_jitter=0.0, randomize_start=False)``; see
     :class:`envs.manipulation.arm.ArmEnv` for each. Unknown keyword arguments raise
     ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release.
+    - v0: initial release; ``randomize_start`` added later (off by default, so
+      episodes are unchanged).
     """
 
     asset = "pick_place.xml"

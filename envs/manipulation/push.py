@@ -47,7 +47,8 @@ class PushEnv(ArmEnv):
     ``goal_distance`` (``d_goal``) and ``hand_distance`` (``d_hand``).
 
     ## Starting state
-    The arm starts at a fixed home pose with the gripper open. Cube and pad centres
+    The arm starts at a fixed home pose (a random one with ``randomize_start``) with
+    the gripper open. Cube and pad centres
     are uniform in x [-0.2, 0.2], y [-0.1, 0.2] m, at least 0.14 m apart; colours are
     sampled per episode (``randomize_colors``).
 
@@ -59,11 +60,13 @@ class PushEnv(ArmEnv):
     ``gym.make("vmalign/Push-v0", render_mode=None, obs_size=64, camera="front",
     render_size=224, render_camera="front", terminate_on_success=False,
     randomize_colors=True, randomize_textures=False, randomize_lighting=False,
-    camera_jitter=0.0)``; see :class:`envs.manipulation.arm.ArmEnv` for each.
+    camera_jitter=0.0, randomize_start=False)``; see :class:`envs.manipulation.arm.ArmEnv`
+    for each.
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release.
+    - v0: initial release; ``randomize_start`` added later (off by default, so
+      episodes are unchanged).
     """
 
     asset = "push.xml"

@@ -40,9 +40,10 @@ class ReachEnv(ArmEnv):
     from the start distance to the success distance; ``distance`` (``d``).
 
     ## Starting state
-    The arm starts at a fixed home pose with the gripper open above the table. Ball
-    positions are uniform in x [-0.22, 0.22], y [-0.12, 0.22], z [0.06, 0.25] m, at
-    least 0.1 m apart; colours are sampled per episode (``randomize_colors``).
+    The arm starts at a fixed home pose (a random one with ``randomize_start``) with
+    the gripper open above the table. Ball positions are uniform in x [-0.22, 0.22],
+    y [-0.12, 0.22], z [0.06, 0.25] m, at least 0.1 m apart; colours are sampled per
+    episode (``randomize_colors``).
 
     ## Episode end
     Truncation after 50 steps (``max_episode_steps`` at registration); termination on
@@ -52,11 +53,13 @@ class ReachEnv(ArmEnv):
     ``gym.make("vmalign/Reach-v0", render_mode=None, obs_size=64, camera="front",
     render_size=224, render_camera="front", terminate_on_success=False,
     randomize_colors=True, randomize_textures=False, randomize_lighting=False,
-    camera_jitter=0.0)``; see :class:`envs.manipulation.arm.ArmEnv` for each.
+    camera_jitter=0.0, randomize_start=False)``; see :class:`envs.manipulation.arm.ArmEnv`
+    for each.
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release.
+    - v0: initial release; ``randomize_start`` added later (off by default, so
+      episodes are unchanged).
     """
 
     asset = "reach.xml"

@@ -115,7 +115,8 @@ class SweepEnv(ArmEnv):
     ``zone_distance`` (``mean_i(d_i)``) and ``hand_distance`` (``d_hand``).
 
     ## Starting state
-    The arm starts at a fixed home pose with the gripper open above the table.
+    The arm starts at a fixed home pose (a random one with ``randomize_start``) with
+    the gripper open above the table.
     Debris centres are uniform in x [-0.2, 0.2], y [-0.12, 0.05] m, at least 0.07 m
     apart, upright and axis-aligned; colours are sampled per episode
     (``randomize_colors``; otherwise yellow debris and a green zone).
@@ -128,14 +129,16 @@ class SweepEnv(ArmEnv):
     ``gym.make("vmalign/Sweep-v0", render_mode=None, embodiment="gripper",
     obs_size=64, camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
-    randomize_lighting=False, camera_jitter=0.0)``. ``embodiment`` is one of
+    randomize_lighting=False, camera_jitter=0.0, randomize_start=False)``.
+    ``embodiment`` is one of
     ``"gripper"``, ``"short_stick"``, ``"medium_stick"``, ``"long_stick"``
     (anything else raises ``ValueError`` listing these); see
     :class:`envs.manipulation.arm.ArmEnv` for the others. Unknown keyword
     arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release.
+    - v0: initial release; ``randomize_start`` added later (off by default, so
+      episodes are unchanged).
     """
 
     asset = "sweep.xml"
