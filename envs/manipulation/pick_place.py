@@ -113,10 +113,10 @@ class PickPlaceEnv(ArmEnv):
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
-    the gripper open. The cube (upright, on
-    the table) and the platform are centred uniformly in x [-0.2, 0.2],
-    y [-0.1, 0.2] m, at least 0.16 m apart; colours are sampled per episode
-    (``randomize_colors``; fixed red cube and green platform otherwise).
+    the gripper open. The cube (upright, on the table) and the platform are centred
+    uniformly in x [-0.2, 0.2], y [-0.1, 0.2] m, at least 0.16 m apart; colours are
+    sampled per episode (``randomize_colors``; fixed red cube and green platform
+    otherwise).
 
     ## Episode end
     Truncation after 120 steps (``max_episode_steps`` at registration); termination

@@ -48,9 +48,9 @@ class PushEnv(ArmEnv):
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
-    the gripper open. Cube and pad centres
-    are uniform in x [-0.2, 0.2], y [-0.1, 0.2] m, at least 0.14 m apart; colours are
-    sampled per episode (``randomize_colors``).
+    the gripper open. Cube and pad centres are uniform in x [-0.2, 0.2], y [-0.1,
+    0.2] m, at least 0.14 m apart; colours are sampled per episode
+    (``randomize_colors``).
 
     ## Episode end
     Truncation after 100 steps; termination on success only with

@@ -66,10 +66,9 @@ class StackEnv(ArmEnv):
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
-    the gripper open. Both cubes stand
-    upright on the table, centred uniformly in x [-0.2, 0.2], y [-0.1, 0.2] m, at
-    least 0.12 m apart; colours are sampled per episode (``randomize_colors``; red
-    on blue otherwise).
+    the gripper open. Both cubes stand upright on the table, centred uniformly in x
+    [-0.2, 0.2], y [-0.1, 0.2] m, at least 0.12 m apart; colours are sampled per
+    episode (``randomize_colors``; red on blue otherwise).
 
     ## Episode end
     Truncation after 150 steps (``max_episode_steps`` at registration); termination

@@ -116,10 +116,10 @@ class SweepEnv(ArmEnv):
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
-    the gripper open above the table.
-    Debris centres are uniform in x [-0.2, 0.2], y [-0.12, 0.05] m, at least 0.07 m
-    apart, upright and axis-aligned; colours are sampled per episode
-    (``randomize_colors``; otherwise yellow debris and a green zone).
+    the gripper open above the table. Debris centres are uniform in x [-0.2, 0.2], y
+    [-0.12, 0.05] m, at least 0.07 m apart, upright and axis-aligned; colours are
+    sampled per episode (``randomize_colors``; otherwise yellow debris and a green
+    zone).
 
     ## Episode end
     Truncation after 200 steps; termination on success only with
