@@ -36,12 +36,16 @@ class EpisodeMetrics(BaseCallback):
     :param relabelled: for episode-level rewards, returns the last rollout's learned
         rewards (n_steps, n_envs) once the buffer was relabelled; None otherwise.
     :param window: episodes averaged in the logged means (SB3's 100).
+    :param raw_rewards: returns the last step's rewards before reward normalisation
+        (``VecNormalize.get_original_reward``); None when PPO sees them unscaled.
     """
 
     def __init__(self, relabelled: Callable[[], np.ndarray | None] | None = None,
-                 window: int = 100) -> None:
+                 window: int = 100,
+                 raw_rewards: Callable[[], np.ndarray] | None = None) -> None:
         super().__init__()
         self.relabelled = relabelled
+        self.raw_rewards = raw_rewards
         self.gt_returns: deque[float] = deque(maxlen=window)
         self.learned_returns: deque[float] = deque(maxlen=window)
         self.successes: deque[float] = deque(maxlen=window)
@@ -55,7 +59,8 @@ class EpisodeMetrics(BaseCallback):
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
-        self._rewards.append(np.asarray(self.locals["rewards"], np.float64))
+        rewards = self.raw_rewards() if self.raw_rewards else self.locals["rewards"]
+        self._rewards.append(np.asarray(rewards, np.float64))
         self._progress.append(np.array([info.get("progress", np.nan) for info in infos], np.float64))
         self._dones.append(np.asarray(dones, bool))
         for info, done in zip(infos, dones):

@@ -27,6 +27,13 @@ YAML (``1e-3``, ``true``, ``[64, 64]``). Every key is checked at start-up: an un
 key, a wrong type or a value out of range stops the run with a message naming the
 key and what is allowed, before any environment steps.
 
+``hyperparams.normalize: true`` is rl-zoo's reward normalisation (SB3's
+``VecNormalize`` with ``norm_obs=False``: pixels are already scaled by the CNN
+policy): PPO trains on rewards divided by a running standard deviation of the
+discounted return, which keeps the value loss from swamping the policy's gradient
+in the CNN both share when rewards are large or long-horizon. Logged returns stay
+unnormalised, and the statistics are checkpointed with the policy.
+
 rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
 mapping, ``activation_fn`` is a name (``relu``, ``tanh``, ``elu``, ``leaky_relu``,
 ``gelu``, ``silu``) and so is ``features_extractor_class`` (``NatureCNN``,
@@ -66,6 +73,8 @@ _ZOO_KEYS = {
     "policy": f"one of {list(POLICIES)} (default CnnPolicy)",
     "frame_stack": "stack this many observations (default 1: none)",
     "policy_kwargs": "mapping passed to the policy (net_arch, activation_fn, ...)",
+    "normalize": "true: scale rewards by a running std of the discounted return "
+                 "(SB3 VecNormalize, norm_obs off); or {norm_reward: true, clip_reward: X}",
 }
 # PPO arguments a config must not set: the trainer owns them.
 _PPO_RESERVED = {"self", "policy", "env", "seed", "device", "verbose", "tensorboard_log",
@@ -160,6 +169,8 @@ class TrainConfig:
     policy_kwargs: dict[str, Any]
     ppo_kwargs: dict[str, Any]
     """PPO constructor arguments other than the policy, schedules still as written."""
+    normalize: dict[str, Any] | None
+    """``VecNormalize`` arguments for reward normalisation, or None for none."""
     raw: dict[str, Any]
 
     def ppo_arguments(self) -> dict[str, Any]:
@@ -343,6 +354,7 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     if not isinstance(extractor_kwargs, dict):
         raise ConfigError(f"{source}: 'hyperparams.policy_kwargs.features_extractor_kwargs' "
                           f"must be a mapping, got {extractor_kwargs!r}")
+    normalize = _check_normalize(source, hyper.pop("normalize", False))
     ppo_kwargs = _check_ppo_kwargs(source, hyper, n_envs)
     return TrainConfig(
         env=env, env_kwargs=merged["env_kwargs"], reward=reward,
@@ -354,8 +366,33 @@ def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
         eval_episodes=int(merged["eval_episodes"]), out=merged["out"],
         n_timesteps=int(n_timesteps), n_envs=int(n_envs), policy=policy,
         frame_stack=int(frame_stack), policy_kwargs=policy_kwargs, ppo_kwargs=ppo_kwargs,
-        raw=merged,
+        normalize=normalize, raw=merged,
     )
+
+
+def _check_normalize(source: str, value: Any) -> dict[str, Any] | None:
+    """``hyperparams.normalize`` as ``VecNormalize`` keyword arguments (None: off)."""
+    key = "hyperparams.normalize"
+    if isinstance(value, bool):
+        return {"clip_reward": 10.0} if value else None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {key} must be true, false or a mapping with keys "
+                          f"norm_reward and clip_reward, got {value!r}")
+    unknown = sorted(set(value) - {"norm_obs", "norm_reward", "clip_reward"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {key}.{unknown}; valid keys are "
+                          f"['clip_reward', 'norm_obs', 'norm_reward']")
+    if value.get("norm_obs", False) is not False:
+        raise ConfigError(f"{source}: {key}.norm_obs must be false: observations are "
+                          f"pixels, which the CNN policy scales itself")
+    norm_reward = value.get("norm_reward", True)
+    if not isinstance(norm_reward, bool):
+        raise ConfigError(f"{source}: {key}.norm_reward must be true or false, "
+                          f"got {norm_reward!r}")
+    clip = value.get("clip_reward", 10.0)
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
+        raise ConfigError(f"{source}: {key}.clip_reward must be a number > 0, got {clip!r}")
+    return {"clip_reward": float(clip)} if norm_reward else None
 
 
 def _check_reward_checkpoint(source: str, reward: str, folder: Any) -> str | None:

@@ -66,6 +66,28 @@ def build_model(config: TrainConfig, venv: Any, device: str, rollout_buffer: dic
                policy_kwargs=config.policy_arguments(), **extra, **config.ppo_arguments())
 
 
+def normalize_rewards(config: TrainConfig, reward: Any, venv: Any) -> Any:
+    """``venv`` under SB3's ``VecNormalize``, scaling rewards only (``normalize``)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    gamma = config.ppo_kwargs.get("gamma", 0.99)  # PPO's default: the return it scales by
+    return VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma,
+                        **config.normalize)
+
+
+def return_statistics(venv: Any) -> dict[str, float]:
+    """The reward normaliser's running statistics, for a checkpoint."""
+    stats = venv.ret_rms
+    return {"mean": float(stats.mean), "var": float(stats.var), "count": float(stats.count)}
+
+
+def set_return_statistics(venv: Any, state: dict[str, float]) -> None:
+    """Restores :func:`return_statistics` (a resumed run scales rewards as before)."""
+    venv.ret_rms.mean = float(state["mean"])
+    venv.ret_rms.var = float(state["var"])
+    venv.ret_rms.count = float(state["count"])
+
+
 LENGTH_KEYS = {"ppo": "hyperparams.n_timesteps", "vla-bc": "bc.steps",
                "vla-ppo": "ppo.n_timesteps", "vla-dpo": "dpo.epochs"}
 """The one key ``--resume`` may override per algo: how long the run goes on."""
@@ -99,6 +121,10 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
 
     # Start-up checks that would otherwise fail late: the reward module and one env.
     reward = build_reward(config, device, restored.reward_folder if restored else None)
+    if config.normalize is not None and reward.needs_trajectory:
+        raise ValueError(f"hyperparams.normalize does not apply to the {reward.name} reward: "
+                         f"it rewrites whole episodes in the rollout buffer after the "
+                         f"normaliser has seen each step; set normalize: false")
     frame_shape = check_env_and_reward(config, reward, needs_rendered_frames(config, reward))
     learned = reward.name if reward.tensors() else None
     if config.preference is not None:
@@ -112,6 +138,8 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
 
     start = restored.num_timesteps if restored else 0
     venv, layer = make_training_env(config, reward, config.n_envs, seed=config.seed + start)
+    if config.normalize is not None:
+        venv = normalize_rewards(config, reward, venv)
     buffer = None
     if reward.needs_trajectory:
         buffer = {"rollout_buffer_class": RelabelRolloutBuffer,
@@ -123,13 +151,16 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
         ckpt.load_policy_weights(restored, model)
         ckpt.restore_counters(restored, model)
         venv.seed(config.seed + start)  # fresh episodes, not the first run's again
+        if config.normalize is not None and "normalize" in trainer_state:
+            set_return_statistics(venv, trainer_state["normalize"])
         moved = truncate_log(run_dir / PROGRESS_FILE, start)
         log(f"vmalign train: resuming {run_dir} from step {start}"
             + (f" ({moved} log rows after it moved to progress.discarded.csv)" if moved else ""))
     model.set_logger(Logger(str(run_dir), [AppendingCSV(run_dir / PROGRESS_FILE),
                                            TensorBoardOutputFormat(str(run_dir))]))
 
-    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if buffer else None)
+    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if buffer else None,
+                             raw_rewards=venv.get_original_reward if config.normalize else None)
     callbacks: list[Any] = [metrics]
     loop = None
     if config.preference is not None:
@@ -138,7 +169,9 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
         callbacks.append(loop)
 
     def save() -> Path:
-        state = {"preference": loop.state()} if loop else {}
+        state: dict[str, Any] = {"preference": loop.state()} if loop else {}
+        if config.normalize is not None:
+            state["normalize"] = return_statistics(venv)
         return ckpt.save_checkpoint(run_dir, model, reward if learned else None, state)
 
     callbacks.append(PeriodicCheckpoint(config.checkpoint_every, save, start=start))

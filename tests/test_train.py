@@ -74,6 +74,30 @@ def test_resume_restores_policy_optimizer_and_counters(tmp_path):
     assert state["n_updates"] == 3  # one epoch per rollout, counted across the resume
 
 
+def test_reward_normalisation_scales_what_ppo_sees_and_survives_resume(tmp_path):
+    overrides = [*TINY, "hyperparams.normalize=true", "checkpoint_every=32"]
+    config = load_config("reach_ground_truth", [*overrides, "hyperparams.n_timesteps=128"])
+    train(config, tmp_path, progress_bar=False, log=lambda *a: None)
+    with open(tmp_path / "progress.csv", newline="") as handle:
+        row = list(csv.DictReader(handle))[-1]
+    # logged returns are the env's, not the normalised rewards PPO trained on
+    assert float(row["rollout/learned_return"]) == pytest.approx(float(row["rollout/gt_return"]),
+                                                                 rel=1e-4)
+    stats = latest_checkpoint(tmp_path).state["trainer"]["normalize"]
+    assert stats["count"] > 100 and stats["var"] > 0
+    longer = load_config("reach_ground_truth", [*overrides, "hyperparams.n_timesteps=160"])
+    train(longer, tmp_path, resume=True, progress_bar=False, log=lambda *a: None)
+    resumed = latest_checkpoint(tmp_path).state["trainer"]["normalize"]
+    assert resumed["count"] == pytest.approx(stats["count"] + 32)  # continued, not restarted
+
+
+def test_reward_normalisation_refuses_episode_level_rewards(tmp_path):
+    config = load_config("sweep_rapl", [*TINY, "hyperparams.normalize=true",
+                                        "hyperparams.n_timesteps=32"])
+    with pytest.raises(ValueError, match="normalize does not apply to the rapl reward"):
+        train(config, tmp_path, progress_bar=False, log=lambda *a: None)
+
+
 def run_in_subprocess(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "agents.train", *args], cwd=ROOT, env=env,

@@ -58,6 +58,16 @@ def test_defaults_and_overrides(tmp_path):
     assert fixed.reward == "preference" and fixed.preference is None  # no online loop
 
 
+def test_normalize_reads_as_rl_zoo_writes_it(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL)).normalize is None
+    assert load_config(write(tmp_path, MINIMAL), ["hyperparams.normalize=true"]).normalize == {
+        "clip_reward": 10.0}
+    mapping = ["hyperparams.normalize={norm_obs: false, norm_reward: true, clip_reward: 5}"]
+    assert load_config(write(tmp_path, MINIMAL), mapping).normalize == {"clip_reward": 5.0}
+    off = ["hyperparams.normalize={norm_reward: false}"]
+    assert load_config(write(tmp_path, MINIMAL), off).normalize is None
+
+
 def test_linear_schedule_decays_to_zero():
     schedule = parse_schedule("learning_rate", "lin_3e-4")
     assert schedule(1.0) == pytest.approx(3e-4) and schedule(0.5) == pytest.approx(1.5e-4)
@@ -93,6 +103,10 @@ def test_linear_schedule_decays_to_zero():
          "/no/such/store is not a preference store"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],
          "buffer_steps (10) must be more than preference.segment"),
+        (MINIMAL, ["hyperparams.normalize=maybe"], "hyperparams.normalize must be true, false"),
+        (MINIMAL, ["hyperparams.normalize={norm_obs: true}"], "norm_obs must be false"),
+        (MINIMAL, ["hyperparams.normalize={clip: 5}"], "hyperparams.normalize.['clip']"),
+        (MINIMAL, ["hyperparams.normalize={clip_reward: 0}"], "clip_reward must be a number > 0"),
         (MINIMAL, ["seed"], "is not key=value"),
         (MINIMAL, ["env_kwargs=3", "env_kwargs.obs_size=4"], "not a mapping"),
     ],
