@@ -66,7 +66,7 @@ def build_model(config: TrainConfig, venv: Any, device: str, rollout_buffer: dic
                policy_kwargs=config.policy_arguments(), **extra, **config.ppo_arguments())
 
 
-def normalize_rewards(config: TrainConfig, reward: Any, venv: Any) -> Any:
+def normalize_rewards(config: TrainConfig, venv: Any) -> Any:
     """``venv`` under SB3's ``VecNormalize``, scaling rewards only (``normalize``)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -139,7 +139,7 @@ def train(config: Any, run_dir: Path, resume: bool = False, progress_bar: bool =
     start = restored.num_timesteps if restored else 0
     venv, layer = make_training_env(config, reward, config.n_envs, seed=config.seed + start)
     if config.normalize is not None:
-        venv = normalize_rewards(config, reward, venv)
+        venv = normalize_rewards(config, venv)
     buffer = None
     if reward.needs_trajectory:
         buffer = {"rollout_buffer_class": RelabelRolloutBuffer,

@@ -230,7 +230,10 @@ def test_random_start_puts_the_arm_at_rest_in_the_start_box(env_id, kwargs):
         starts.append(hand)
     assert min(np.linalg.norm(a - b) for i, a in enumerate(starts) for b in starts[:i]) > 0.01
     home = gym.make(env_id, **kwargs).unwrapped
-    home_hands = [home.reset(seed=seed) and home.body_pos("hand") for seed in range(2)]
+    home_hands = []
+    for seed in range(2):
+        home.reset(seed=seed)
+        home_hands.append(home.body_pos("hand"))
     assert np.allclose(home_hands[0], home_hands[1]), "the default start must stay fixed"
 
 

@@ -130,9 +130,8 @@ class SweepEnv(ArmEnv):
     obs_size=64, camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
     randomize_lighting=False, camera_jitter=0.0, randomize_start=False)``.
-    ``embodiment`` is one of
-    ``"gripper"``, ``"short_stick"``, ``"medium_stick"``, ``"long_stick"``
-    (anything else raises ``ValueError`` listing these); see
+    ``embodiment`` is one of ``"gripper"``, ``"short_stick"``, ``"medium_stick"``,
+    ``"long_stick"`` (anything else raises ``ValueError`` listing these); see
     :class:`envs.manipulation.arm.ArmEnv` for the others. Unknown keyword
     arguments raise ``TypeError`` listing the valid ones.
 
