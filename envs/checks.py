@@ -82,3 +82,17 @@ def check_int_range(name: str, value: Any, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
     return int(value)
+
+
+def check_cameras(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Returns ``value`` as a tuple of camera names: one name, or a list of distinct
+    names (views rendered side by side); else ``ValueError`` naming what is allowed."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        raise ValueError(f"{name}={value!r} is not allowed; give one of {list(allowed)} "
+                         "or a list of them")
+    for camera in names:
+        check_choice(name, camera, allowed)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name}={value!r} names a camera twice")
+    return tuple(names)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 
 import mujoco
 import numpy as np
@@ -100,53 +101,65 @@ class CameraView:
 class EnvViews:
     """The two views a MuJoCo environment renders.
 
-    The policy's observation (``obs_size`` from ``camera``) and the larger
-    reward-model view of ``render()`` (``render_size`` from ``render_camera``),
-    whose GL context is made on first use, so envs that never render pay nothing.
+    The policy's observation (``obs_size`` from ``camera``) and the reward-model view
+    of ``render()``: ``render_size`` square from each of ``render_cameras``, placed
+    side by side, so k cameras give a (render_size, k * render_size, 3) frame. Two
+    cameras give a reward model the depth a single view lacks (in one picture a hand
+    in front of a ball and a hand at the ball look alike). The render contexts are
+    made on first use, so envs that never render pay nothing.
 
-    When both views name the same camera and size they are one picture: ``render``
-    then returns a copy of the last observation while the simulation has not moved
-    since (same ``data.time``, ``qpos`` and mocap poses), instead of drawing it again,
-    which halves the rendering of a training run whose reward scores that view. Edits
-    to the model itself (colours, geom poses) between an observation and a render are
-    the envs' own reset-time business and are always followed by a new observation.
+    A render camera that is the observation's camera at the same size is the same
+    picture: ``render`` then copies the last observation while the simulation has not
+    moved since (same ``data.time``, ``qpos`` and mocap poses), instead of drawing it
+    again, which halves the rendering of a training run whose reward scores that
+    view. Edits to the model itself (colours, geom poses) between an observation and
+    a render are the envs' own reset-time business and are always followed by a new
+    observation.
     """
 
     def __init__(
         self, model: mujoco.MjModel, obs_size: int, camera: str, render_size: int,
-        render_camera: str,
+        render_cameras: str | Sequence[str],
     ) -> None:
+        if isinstance(render_cameras, str):
+            render_cameras = (render_cameras,)
         self._model = model
         self._render_size = render_size
-        self._render_camera = render_camera
+        self._render_cameras = tuple(render_cameras)
         self.observation_view = CameraView(model, obs_size, camera)
-        self._render_view: CameraView | None = None
-        self._same_view = (obs_size, camera) == (render_size, render_camera)
+        self._render_views: dict[str, CameraView] = {}
+        self._shared_camera = camera if obs_size == render_size else None
         self._last_observation: tuple[np.ndarray, tuple[float, bytes, bytes]] | None = None
 
     def observe(self, data: mujoco.MjData) -> np.ndarray:
         """A fresh observation frame."""
         frame = self.observation_view.render(data)
-        if self._same_view:
+        if self._shared_camera in self._render_cameras:
             self._last_observation = (frame.copy(), _state_stamp(data))
         return frame
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
-        """A fresh reward-model frame."""
-        if self._last_observation is not None:
-            frame, stamp = self._last_observation
-            if stamp == _state_stamp(data):
-                return frame.copy()
-        if self._render_view is None:
-            self._render_view = CameraView(self._model, self._render_size, self._render_camera)
-        return self._render_view.render(data)
+        """A fresh reward-model frame: every render camera's view, left to right."""
+        size = self._render_size
+        frame = np.empty((size, size * len(self._render_cameras), 3), dtype=np.uint8)
+        for index, camera in enumerate(self._render_cameras):
+            tile = frame[:, index * size:(index + 1) * size]
+            if camera == self._shared_camera and self._last_observation is not None:
+                observation, stamp = self._last_observation
+                if stamp == _state_stamp(data):
+                    tile[...] = observation
+                    continue
+            if camera not in self._render_views:
+                self._render_views[camera] = CameraView(self._model, size, camera)
+            # A tile of the frame is not contiguous: render whole, then copy in.
+            tile[...] = self._render_views[camera].render(data)
+        return frame
 
     def close(self) -> None:
-        """Frees both GL contexts."""
-        for view in (self.observation_view, self._render_view):
-            if view is not None:
-                view.close()
-        self._render_view = None
+        """Frees every GL context."""
+        for view in (self.observation_view, *self._render_views.values()):
+            view.close()
+        self._render_views = {}
 
 
 def _state_stamp(data: mujoco.MjData) -> tuple[float, bytes, bytes]:

@@ -19,7 +19,9 @@ resample) of the pairs; the members' losses are summed.
 Frames are resized (bilinear, antialiased) to ``image_size`` x ``image_size`` (squashed:
 these frames are square, and a CNN trained on squashed frames only ever sees them so),
 rounded back to uint8 so training and scoring see identical pixels, and scaled to
-[-0.5, 0.5].
+[-0.5, 0.5]. With ``views`` k > 1 a frame is k square camera views side by side (an
+env's ``render_camera=[...]``), resized to ``image_size`` x k ``image_size``: one
+CNN sees every view, and flattening keeps which view a feature came from.
 """
 
 from __future__ import annotations
@@ -53,21 +55,22 @@ class RewardCNN(nn.Module):
     manipulation progress depends on.
     """
 
-    def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int) -> None:
+    def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int,
+                 views: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        in_channels, size = 3, image_size
+        in_channels, height, width = 3, image_size, image_size * views
         for out_channels in channels:
             layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
-            in_channels, size = out_channels, (size + 1) // 2
+            in_channels, height, width = out_channels, (height + 1) // 2, (width + 1) // 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Sequential(
-            nn.Linear(in_channels * size * size, hidden_size), nn.ReLU(),
+            nn.Linear(in_channels * height * width, hidden_size), nn.ReLU(),
             nn.Linear(hidden_size, 1), nn.Tanh(),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images float (B, 3, S, S) in [-0.5, 0.5] -> rewards (B,)."""
+        """images float (B, 3, S, views x S) in [-0.5, 0.5] -> rewards (B,)."""
         return self.head(self.features(images)).squeeze(-1)
 
 
@@ -75,14 +78,14 @@ class RewardEnsemble(nn.Module):
     """K independent :class:`RewardCNN` members; parameters are named ``members.K.*``."""
 
     def __init__(self, ensemble_size: int, image_size: int, channels: Sequence[int],
-                 hidden_size: int) -> None:
+                 hidden_size: int, views: int = 1) -> None:
         super().__init__()
         self.members = nn.ModuleList(
-            RewardCNN(image_size, channels, hidden_size) for _ in range(ensemble_size)
+            RewardCNN(image_size, channels, hidden_size, views) for _ in range(ensemble_size)
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, S, S) -> member rewards (K, B)."""
+        """images (B, 3, S, views x S) -> member rewards (K, B)."""
         return torch.stack([member(images) for member in self.members])
 
 
@@ -102,6 +105,9 @@ class PreferenceReward(RewardModel):
     :param image_size: frames are resized to this square size (default 64).
     :param channels: output channels of each stride-2 convolution (default (16, 32, 32)).
     :param hidden_size: width of the hidden layer of each member's head (default 64).
+    :param views: how many square camera views each frame holds side by side (default
+        1); frames must be ``views`` times as wide as they are high, e.g. an env's
+        ``render_camera=["workspace", "side"]`` with ``views=2``.
     :param batch_size: frames per forward pass when scoring (default 256).
     :param disagreement_penalty: ``k`` in reward = mean - ``k`` x std over the members
         (default 0: the mean). A policy trained against a learned reward drifts to
@@ -121,6 +127,7 @@ class PreferenceReward(RewardModel):
         image_size: int | None = None,
         channels: Sequence[int] | None = None,
         hidden_size: int | None = None,
+        views: int | None = None,
         batch_size: int = 256,
         disagreement_penalty: float = 0.0,
         seed: int | None = 0,
@@ -128,11 +135,12 @@ class PreferenceReward(RewardModel):
     ) -> None:
         given = {"ensemble_size": ensemble_size, "image_size": image_size,
                  "channels": None if channels is None else [int(c) for c in channels],
-                 "hidden_size": hidden_size}
+                 "hidden_size": hidden_size, "views": views}
         source = _load_checkpoint(checkpoint) if checkpoint is not None else None
         if source is None:
             defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
-                        "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE}
+                        "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE,
+                        "views": 1}
         else:
             defaults = source.architecture()
             conflicts = {key: (value, defaults[key]) for key, value in given.items()
@@ -160,6 +168,7 @@ class PreferenceReward(RewardModel):
         self.image_size = int(architecture["image_size"])
         self.channels = tuple(architecture["channels"])
         self.hidden_size = int(architecture["hidden_size"])
+        self.views = int(architecture["views"])
         self.batch_size = int(batch_size)
         self.disagreement_penalty = float(disagreement_penalty)
         self.seed = seed
@@ -168,7 +177,7 @@ class PreferenceReward(RewardModel):
             if seed is not None:
                 torch.manual_seed(seed)
             self.network = RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
-                                          self.hidden_size)
+                                          self.hidden_size, self.views)
         # Channels-last (NHWC) is the frames' own layout, and the faster one for these
         # small convolutions (about 25% on a CPU core; cuDNN prefers it for fp16 too).
         self.network.to(self.device, memory_format=torch.channels_last).eval()
@@ -180,7 +189,8 @@ class PreferenceReward(RewardModel):
     def architecture(self) -> dict[str, Any]:
         """The arguments that fix the shapes of the weights."""
         return {"ensemble_size": self.ensemble_size, "image_size": self.image_size,
-                "channels": list(self.channels), "hidden_size": self.hidden_size}
+                "channels": list(self.channels), "hidden_size": self.hidden_size,
+                "views": self.views}
 
     def config(self) -> dict[str, Any]:
         return {**self.architecture(), "batch_size": self.batch_size,
@@ -222,12 +232,29 @@ class PreferenceReward(RewardModel):
         return (1.0 / (1.0 + np.exp(returns[1] - returns[0]))).astype(np.float32)
 
     def prepare(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (B, H, W, 3) array -> uint8 (B, 3, S, S) tensor on the device, resized,
-        in channels-last memory (the network's layout)."""
+        """uint8 (B, H, W, 3) array -> uint8 (B, 3, S, views x S) tensor on the device,
+        resized, in channels-last memory (the network's layout)."""
+        height, width = frames.shape[1:3]
+        # One view is squashed to a square whatever its shape (the module doc), except
+        # an exact row of square views: that is a multi-camera render, and squashing
+        # it would silently mix the views. Several views must tile exactly, or they
+        # would be cut mid-picture.
+        if self.views == 1 and width >= 2 * height and width % height == 0:
+            raise ValueError(
+                f"frames of {height}x{width} pixels hold {width // height} square views "
+                f"side by side (an env's render_camera with {width // height} cameras); "
+                f"this module was made for one view: make it with views={width // height}")
+        if self.views > 1 and width != self.views * height:
+            raise ValueError(
+                f"frames of {height}x{width} pixels do not hold {self.views} square "
+                f"views side by side; this module was made for views={self.views} "
+                f"(frames {self.views} times as wide as high, e.g. an env's "
+                f"render_camera with {self.views} cameras)")
         images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         images = images.permute(0, 3, 1, 2)
-        if images.shape[-2:] != (self.image_size, self.image_size):
-            resized = F.interpolate(images.float(), size=(self.image_size, self.image_size),
+        size = (self.image_size, self.views * self.image_size)
+        if images.shape[-2:] != size:
+            resized = F.interpolate(images.float(), size=size,
                                     mode="bilinear", antialias=True, align_corners=False)
             images = resized.round_().clamp_(0, 255).to(torch.uint8)
         return images.contiguous(memory_format=torch.channels_last)
@@ -381,16 +408,17 @@ def train_preference_reward(
 
 
 def _prepare_segments(model: PreferenceReward, frames: np.ndarray) -> torch.Tensor:
-    """uint8 (N, T, H, W, 3) -> uint8 (N, T, 3, S, S) on the model's device."""
+    """uint8 (N, T, H, W, 3) -> uint8 (N, T, 3, S, views x S) on the model's device."""
     count, steps = frames.shape[:2]
     flat = frames.reshape(count * steps, *frames.shape[2:])
     chunks = [model.prepare(flat[start:start + model.batch_size])
               for start in range(0, len(flat), model.batch_size)]
-    return torch.cat(chunks).view(count, steps, 3, model.image_size, model.image_size)
+    return torch.cat(chunks).view(count, steps, 3, model.image_size,
+                                  model.views * model.image_size)
 
 
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
-                        hidden_size: int) -> None:
+                        hidden_size: int, views: int) -> None:
     if not isinstance(ensemble_size, (int, np.integer)) or ensemble_size < 1:
         raise ValueError(f"ensemble_size must be an integer >= 1, got {ensemble_size!r}")
     if not isinstance(image_size, (int, np.integer)) or image_size < 8:
@@ -399,6 +427,8 @@ def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[
         raise ValueError(f"channels must be a non-empty list of positive integers, got {channels!r}")
     if not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
         raise ValueError(f"hidden_size must be an integer >= 1, got {hidden_size!r}")
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= 8:
+        raise ValueError(f"views must be an integer in [1, 8], got {views!r}")
 
 
 def _load_checkpoint(checkpoint: str | os.PathLike[str]) -> PreferenceReward:

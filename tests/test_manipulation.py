@@ -105,7 +105,10 @@ def test_unknown_kwarg_lists_valid_ones(env_id):
     [({"obs_size": 8}, "obs_size"), ({"obs_size": 64.5}, "obs_size"), ({"camera": "top"}, "camera"),
      ({"render_size": 4096}, "render_size"), ({"camera_jitter": -1}, "camera_jitter"),
      ({"render_mode": "depth"}, "render_mode"), ({"randomize_start": "false"}, "randomize_start"),
-     ({"terminate_on_success": 1}, "terminate_on_success")],
+     ({"terminate_on_success": 1}, "terminate_on_success"),
+     ({"render_camera": []}, "render_camera"), ({"render_camera": ["side", "ceiling"]}, "ceiling"),
+     ({"render_camera": ["side", "side"]}, "names a camera twice"),
+     ({"render_camera": 2}, "render_camera")],
 )
 def test_bad_arguments_say_what_is_allowed(kwargs, message):
     from envs.manipulation.reach import ReachEnv
@@ -114,7 +117,7 @@ def test_bad_arguments_say_what_is_allowed(kwargs, message):
         ReachEnv(**kwargs)
 
 
-@pytest.mark.parametrize("camera", ["front", "workspace", "wrist"])
+@pytest.mark.parametrize("camera", ["front", "workspace", "side", "wrist"])
 def test_observation_and_render_sizes(camera):
     env = gym.make("vmalign/Push-v0", render_mode="rgb_array", obs_size=40, camera=camera,
                    render_size=100, render_camera=camera)
@@ -151,6 +154,34 @@ def test_render_of_the_observation_view_is_the_observation_until_the_state_moves
 
     mujoco.mj_forward(same.unwrapped.model, data)
     assert not np.array_equal(same.render(), obs)
+
+
+@pytest.mark.parametrize("cameras", [["workspace", "side"], ["side", "front", "workspace"]])
+def test_render_with_several_cameras_places_their_views_side_by_side(cameras):
+    # The observation's camera at the render size is copied from the observation;
+    # the rest are drawn. Either way each tile must equal that camera's own render.
+    env = gym.make("vmalign/Reach-v0", render_mode="rgb_array", obs_size=48, camera="workspace",
+                   render_size=48, render_camera=cameras)
+    singles = {camera: gym.make("vmalign/Reach-v0", render_mode="rgb_array", obs_size=48,
+                                camera="workspace", render_size=48, render_camera=camera)
+               for camera in cameras}
+    env.reset(seed=4)
+    for single in singles.values():
+        single.reset(seed=4)
+    for _ in range(2):
+        frame = env.render()
+        assert frame.shape == (48, 48 * len(cameras), 3) and frame.dtype == np.uint8
+        for index, camera in enumerate(cameras):
+            tile = frame[:, 48 * index:48 * (index + 1)]
+            np.testing.assert_array_equal(tile, singles[camera].render())
+            assert tile.std() > 5, f"blank {camera} view"
+        action = env.action_space.sample()
+        env.step(action)
+        for single in singles.values():
+            single.step(action)
+    # The views really differ: a list is not one camera repeated.
+    tiles = [frame[:, 48 * i:48 * (i + 1)] for i in range(len(cameras))]
+    assert not np.array_equal(tiles[0], tiles[1])
 
 
 def test_render_is_none_without_render_mode():

@@ -110,6 +110,49 @@ def test_ties_train_toward_one_half():
     assert math.isnan(metrics.accuracy)  # no decided pair to be right about
 
 
+def test_two_view_frames_are_scored_from_both_views(tmp_path):
+    # The preference depends on the right-hand view only: a module that squashed or
+    # dropped a view could not learn it.
+    rng = np.random.default_rng(7)
+    model = PreferenceReward(**TINY, views=2)
+    data = brightness_pairs(64, seed=5)
+    noise = rng.integers(0, 256, data.frames_a.shape, dtype=np.uint8)
+    wide = PreferencePairs(np.concatenate([noise, data.frames_a], axis=3),
+                           np.concatenate([noise[::-1], data.frames_b], axis=3), data.labels)
+    metrics = train_preference_reward(model, wide, epochs=30, batch_size=16, lr=3e-3)
+    assert metrics.accuracy > 0.9
+    greys = np.repeat(np.linspace(0, 255, 6).astype(np.uint8), 8 * 8 * 3).reshape(6, 8, 8, 3)
+    left = np.broadcast_to(noise[0, 0], greys.shape)
+    assert np.all(np.diff(model(np.concatenate([left, greys], axis=2), [""] * 6)) > 0)
+    # Frames of any size with the right aspect are resized; others are refused.
+    assert model(rng.integers(0, 256, (2, 20, 40, 3), dtype=np.uint8), ["", ""]).shape == (2,)
+    with pytest.raises(ValueError, match="do not hold 2 square views"):
+        model(np.zeros((1, 8, 8, 3), np.uint8), [""])
+    with pytest.raises(ValueError, match="made for one view: make it with views=2"):
+        PreferenceReward(**TINY)(np.zeros((1, 8, 16, 3), np.uint8), [""])
+    rewards.save(model, tmp_path / "model")
+    loaded = rewards.load(tmp_path / "model")
+    assert loaded.views == 2 and loaded.architecture() == model.architecture()
+    with pytest.raises(ValueError, match=r"views=1 \(checkpoint: 2\)"):
+        rewards.make("preference", checkpoint=tmp_path / "model", views=1)
+    for bad in (0, 9, 1.5, True):
+        with pytest.raises(ValueError, match="views must be an integer"):
+            PreferenceReward(**TINY, views=bad)
+
+
+def test_a_checkpoint_saved_before_views_existed_loads_as_one_view(tmp_path):
+    model = PreferenceReward(**TINY)
+    rewards.save(model, tmp_path / "model")
+    config_file = tmp_path / "model" / "config.json"
+    header = json.loads(config_file.read_text())
+    del header["config"]["views"]
+    config_file.write_text(json.dumps(header))
+    loaded = rewards.load(tmp_path / "model")
+    assert loaded.views == 1
+    frames = np.random.default_rng(2).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded(frames, [""] * 3), model(frames, [""] * 3), rtol=1e-6)
+
+
 def test_bootstrap_and_random_shift_train_from_a_store(tmp_path):
     store = PreferenceStore(tmp_path / "prefs")
     data = brightness_pairs(48, seed=3, size=12)

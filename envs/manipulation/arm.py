@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from importlib import resources
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -26,6 +27,7 @@ from gymnasium import spaces
 from envs.checks import (
     check_bool,
     check_box_action,
+    check_cameras,
     check_choice,
     check_int_range,
     reject_unknown_kwargs,
@@ -64,7 +66,7 @@ FINGER_OPEN = 0.05
 """Finger joint position (metres from centre) when the gripper is fully open."""
 
 TABLE_HEIGHT = 0.0
-CAMERAS = ("front", "workspace", "wrist")
+CAMERAS = ("front", "workspace", "side", "wrist")
 
 
 _TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
@@ -98,13 +100,19 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
 
     - ``render_mode``: ``None`` or ``"rgb_array"``.
     - ``obs_size`` (int, 16-512, default 64): observation height and width.
-    - ``camera`` (``"front"``, ``"workspace"`` or ``"wrist"``, default ``"front"``):
-      observation camera. ``"front"`` shows the whole arm; ``"workspace"`` is closer
-      and steeper, centred on where the objects start, so they cover about twice the
-      pixels (what a 64x64 pixel policy needs); ``"wrist"`` moves with the hand.
+    - ``camera`` (``"front"``, ``"workspace"``, ``"side"`` or ``"wrist"``, default
+      ``"front"``): observation camera. ``"front"`` shows the whole arm;
+      ``"workspace"`` is closer and steeper, centred on where the objects start, so
+      they cover about twice the pixels (what a 64x64 pixel policy needs); ``"side"``
+      looks at the same area from the table's left, about 120 degrees round from
+      ``"workspace"``; ``"wrist"`` moves with the hand.
     - ``render_size`` (int, 16-1024, default 224): size of :meth:`render`'s frame, the
       view meant for reward models.
-    - ``render_camera`` (default ``"front"``): camera of :meth:`render`.
+    - ``render_camera`` (default ``"front"``): camera of :meth:`render`, or a list of
+      cameras, e.g. ``["workspace", "side"]``, whose views :meth:`render` places side
+      by side in one ``(render_size, k * render_size, 3)`` frame: two views give a
+      reward model depth (one view cannot tell a hand in front of an object from a
+      hand at it).
     - ``terminate_on_success`` (bool, default False): end the episode on success.
     - ``randomize_colors`` (bool, default True): sample object colours per episode;
       when False every episode uses the task's fixed colours.
@@ -113,7 +121,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``randomize_lighting`` (bool, default False): per-episode light direction and
       intensity.
     - ``camera_jitter`` (float, metres, 0-0.1, default 0): per-episode random offset of
-      the front and workspace cameras' positions; each keeps looking at its point.
+      the front and workspace cameras' positions; each keeps looking at its point
+      (the side camera stays fixed).
     - ``randomize_start`` (bool, default False): start each episode with the hand at
       a uniform random point of the box :data:`START_LOW`-:data:`START_HIGH` (arm at
       rest, gripper open) instead of the fixed home pose. Data for reward learning
@@ -134,7 +143,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         obs_size: int = 64,
         camera: str = "front",
         render_size: int = 224,
-        render_camera: str = "front",
+        render_camera: str | Sequence[str] = "front",
         terminate_on_success: bool = False,
         randomize_colors: bool = True,
         randomize_textures: bool = False,
@@ -146,7 +155,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         reject_unknown_kwargs(type(self), unknown)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         check_choice("camera", camera, CAMERAS)
-        check_choice("render_camera", render_camera, CAMERAS)
+        render_cameras = check_cameras("render_camera", render_camera, CAMERAS)
         self.obs_size = check_int_range("obs_size", obs_size, 16, 512)
         self.render_size = check_int_range("render_size", render_size, 16, 1024)
         jitter = float(camera_jitter)
@@ -184,7 +193,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
             0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
         )
         self._views = EnvViews(self.model, self.obs_size, camera, self.render_size,
-                               self.render_camera)
+                               render_cameras)
         self.instruction = ""
         self._status: TaskStatus | None = None
 
@@ -277,7 +286,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._observe(), self._status.reward, terminated, False, self._info()
 
     def render(self) -> np.ndarray | None:
-        """The reward-model view: ``render_size`` square from ``render_camera``."""
+        """The reward-model view: ``render_size`` square from ``render_camera`` (or
+        from each of a list of cameras, side by side)."""
         if self.render_mode != "rgb_array":
             return None
         return self._views.render(self.data)
@@ -326,6 +336,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
             model.light_dir[light] = direction / np.linalg.norm(direction)
             model.light_diffuse[light] = rng.uniform(0.35, 0.75)
         if self.camera_jitter > 0:
+            # The side camera (added later) stays put: drawing its offset too would
+            # change every earlier camera_jitter episode of a given seed.
             for name in ("front", "workspace"):
                 camera = model.camera(name).id
                 look_at = _camera_look_at(model.cam_pos[camera], model.cam_quat[camera])

@@ -65,8 +65,8 @@ class PushEnv(ArmEnv):
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release; ``randomize_start`` added later (off by default, so
-      episodes are unchanged).
+    - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
+      ``render_camera`` added later (off by default, so episodes are unchanged).
     """
 
     asset = "push.xml"

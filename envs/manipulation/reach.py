@@ -58,8 +58,8 @@ class ReachEnv(ArmEnv):
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release; ``randomize_start`` added later (off by default, so
-      episodes are unchanged).
+    - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
+      ``render_camera`` added later (off by default, so episodes are unchanged).
     """
 
     asset = "reach.xml"
