@@ -21,7 +21,9 @@ these frames are square, and a CNN trained on squashed frames only ever sees the
 rounded back to uint8 so training and scoring see identical pixels, and scaled to
 [-0.5, 0.5]. With ``views`` k > 1 a frame is k square camera views side by side (an
 env's ``render_camera=[...]``), resized to ``image_size`` x k ``image_size``: one
-CNN sees every view, and flattening keeps which view a feature came from.
+CNN sees every view, and flattening keeps which view a feature came from; or, with
+``view_rewards="min"``, each view has its own CNN, fitted alone to the preferences,
+and a frame's reward is the lowest of its views' (one view cannot overrule another).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DEFAULT_ENSEMBLE_SIZE = 3
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_CHANNELS = (16, 32, 32)
 DEFAULT_HIDDEN_SIZE = 64
+VIEW_REWARDS = ("joint", "min")
 
 
 class RewardCNN(nn.Module):
@@ -73,15 +76,46 @@ class RewardCNN(nn.Module):
         """images float (B, 3, S, views x S) in [-0.5, 0.5] -> rewards (B,)."""
         return self.head(self.features(images)).squeeze(-1)
 
+    def view_rewards(self, images: torch.Tensor) -> torch.Tensor:
+        """The rewards training fits, (1, B): this CNN sees every view at once."""
+        return self.forward(images).unsqueeze(0)
+
+
+class PerViewRewardCNN(nn.Module):
+    """One ensemble member for ``view_rewards="min"``: a :class:`RewardCNN` per view,
+    each fitted to the preferences alone, and the member's reward is their minimum.
+
+    A frame earns a high reward only if every view agrees: a hand that covers the
+    goal in one view but is short of it in another scores what the other view says.
+    Parameters are named ``views.V.*``.
+    """
+
+    def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int,
+                 views: int) -> None:
+        super().__init__()
+        self.views = nn.ModuleList(
+            RewardCNN(image_size, channels, hidden_size) for _ in range(views))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images float (B, 3, S, views x S) -> rewards (B,): the minimum over views."""
+        return self.view_rewards(images).min(dim=0).values
+
+    def view_rewards(self, images: torch.Tensor) -> torch.Tensor:
+        """images float (B, 3, S, views x S) -> each view's reward (views, B)."""
+        tiles = images.chunk(len(self.views), dim=3)
+        return torch.stack([cnn(tile) for cnn, tile in zip(self.views, tiles)])
+
 
 class RewardEnsemble(nn.Module):
-    """K independent :class:`RewardCNN` members; parameters are named ``members.K.*``."""
+    """K independent members (:class:`RewardCNN`, or :class:`PerViewRewardCNN` with
+    ``view_rewards="min"``); parameters are named ``members.K.*``."""
 
     def __init__(self, ensemble_size: int, image_size: int, channels: Sequence[int],
-                 hidden_size: int, views: int = 1) -> None:
+                 hidden_size: int, views: int = 1, view_rewards: str = "joint") -> None:
         super().__init__()
+        member = PerViewRewardCNN if view_rewards == "min" else RewardCNN
         self.members = nn.ModuleList(
-            RewardCNN(image_size, channels, hidden_size, views) for _ in range(ensemble_size)
+            member(image_size, channels, hidden_size, views) for _ in range(ensemble_size)
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -108,6 +142,10 @@ class PreferenceReward(RewardModel):
     :param views: how many square camera views each frame holds side by side (default
         1); frames must be ``views`` times as wide as they are high, e.g. an env's
         ``render_camera=["workspace", "side"]`` with ``views=2``.
+    :param view_rewards: how several views are scored (default ``"joint"``): ``"joint"``,
+        one CNN over all views side by side; ``"min"``, a CNN per view, each trained
+        alone to explain the preferences, and the reward is their minimum, so no view
+        can overrule another that disagrees.
     :param batch_size: frames per forward pass when scoring (default 256).
     :param disagreement_penalty: ``k`` in reward = mean - ``k`` x std over the members
         (default 0: the mean). A policy trained against a learned reward drifts to
@@ -128,6 +166,7 @@ class PreferenceReward(RewardModel):
         channels: Sequence[int] | None = None,
         hidden_size: int | None = None,
         views: int | None = None,
+        view_rewards: str | None = None,
         batch_size: int = 256,
         disagreement_penalty: float = 0.0,
         seed: int | None = 0,
@@ -135,12 +174,13 @@ class PreferenceReward(RewardModel):
     ) -> None:
         given = {"ensemble_size": ensemble_size, "image_size": image_size,
                  "channels": None if channels is None else [int(c) for c in channels],
-                 "hidden_size": hidden_size, "views": views}
+                 "hidden_size": hidden_size, "views": views,
+                 "view_rewards": view_rewards}
         source = _load_checkpoint(checkpoint) if checkpoint is not None else None
         if source is None:
             defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
                         "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE,
-                        "views": 1}
+                        "views": 1, "view_rewards": "joint"}
         else:
             defaults = source.architecture()
             conflicts = {key: (value, defaults[key]) for key, value in given.items()
@@ -169,6 +209,7 @@ class PreferenceReward(RewardModel):
         self.channels = tuple(architecture["channels"])
         self.hidden_size = int(architecture["hidden_size"])
         self.views = int(architecture["views"])
+        self.view_rewards = str(architecture["view_rewards"])
         self.batch_size = int(batch_size)
         self.disagreement_penalty = float(disagreement_penalty)
         self.seed = seed
@@ -177,7 +218,7 @@ class PreferenceReward(RewardModel):
             if seed is not None:
                 torch.manual_seed(seed)
             self.network = RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
-                                          self.hidden_size, self.views)
+                                          self.hidden_size, self.views, self.view_rewards)
         # Channels-last (NHWC) is the frames' own layout, and the faster one for these
         # small convolutions (about 25% on a CPU core; cuDNN prefers it for fp16 too).
         self.network.to(self.device, memory_format=torch.channels_last).eval()
@@ -190,7 +231,7 @@ class PreferenceReward(RewardModel):
         """The arguments that fix the shapes of the weights."""
         return {"ensemble_size": self.ensemble_size, "image_size": self.image_size,
                 "channels": list(self.channels), "hidden_size": self.hidden_size,
-                "views": self.views}
+                "views": self.views, "view_rewards": self.view_rewards}
 
     def config(self) -> dict[str, Any]:
         return {**self.architecture(), "batch_size": self.batch_size,
@@ -380,14 +421,20 @@ def train_preference_reward(
                 loss = torch.zeros((), device=device)
                 for index, member in enumerate(model.network.members):
                     rows = orders[index][start:start + batch_size]
-                    images = segments[rows].flatten(0, 2)  # (b*2*T, 3, S, S)
+                    images = segments[rows].flatten(0, 2)  # (b*2*T, 3, S, views x S)
                     if random_shift:
                         images = shift_images(images, random_shift, rng)
                     images = normalise(images)
-                    returns = member(images).view(len(rows), 2, steps).sum(dim=2)
+                    # Every view's reward is fitted alone (a joint CNN is one "view");
+                    # accuracy is the member's own reward, the minimum over views.
+                    frame_rewards = member.view_rewards(images)
                     target = labels[rows]
-                    loss = loss + bradley_terry_loss(returns[:, 0], returns[:, 1], target)
+                    for view_returns in frame_rewards.view(-1, len(rows), 2, steps).sum(dim=3):
+                        loss = loss + bradley_terry_loss(view_returns[:, 0], view_returns[:, 1],
+                                                         target)
                     with torch.no_grad():
+                        returns = (frame_rewards.min(dim=0).values
+                                   .view(len(rows), 2, steps).sum(dim=2))
                         mask = target != 0.5
                         predicted = returns[:, 0] > returns[:, 1]
                         correct[index] += (predicted == (target > 0.5))[mask].sum().item()
@@ -418,7 +465,7 @@ def _prepare_segments(model: PreferenceReward, frames: np.ndarray) -> torch.Tens
 
 
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
-                        hidden_size: int, views: int) -> None:
+                        hidden_size: int, views: int, view_rewards: str) -> None:
     if not isinstance(ensemble_size, (int, np.integer)) or ensemble_size < 1:
         raise ValueError(f"ensemble_size must be an integer >= 1, got {ensemble_size!r}")
     if not isinstance(image_size, (int, np.integer)) or image_size < 8:
@@ -429,6 +476,11 @@ def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[
         raise ValueError(f"hidden_size must be an integer >= 1, got {hidden_size!r}")
     if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= 8:
         raise ValueError(f"views must be an integer in [1, 8], got {views!r}")
+    if view_rewards not in VIEW_REWARDS:
+        raise ValueError(f"view_rewards must be one of {list(VIEW_REWARDS)}, got {view_rewards!r}")
+    if view_rewards == "min" and views < 2:
+        raise ValueError("view_rewards='min' takes the minimum over several views; give "
+                         f"views >= 2 (got views={views})")
 
 
 def _load_checkpoint(checkpoint: str | os.PathLike[str]) -> PreferenceReward:

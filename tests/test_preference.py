@@ -15,6 +15,7 @@ import rewards
 from rewards.preference import (
     PreferenceReward,
     bradley_terry_loss,
+    normalise,
     shift_images,
     train_preference_reward,
 )
@@ -138,6 +139,38 @@ def test_two_view_frames_are_scored_from_both_views(tmp_path):
     for bad in (0, 9, 1.5, True):
         with pytest.raises(ValueError, match="views must be an integer"):
             PreferenceReward(**TINY, views=bad)
+
+
+def test_min_over_views_fits_each_view_alone_and_scores_the_lowest(tmp_path):
+    data = brightness_pairs(64, seed=5)
+    wide = PreferencePairs(np.concatenate([data.frames_a, data.frames_a], axis=3),
+                           np.concatenate([data.frames_b, data.frames_b], axis=3), data.labels)
+    model = PreferenceReward(**TINY, views=2, view_rewards="min")
+    metrics = train_preference_reward(model, wide, epochs=30, batch_size=16, lr=3e-3)
+    assert metrics.accuracy > 0.9
+    greys = np.repeat(np.linspace(0, 255, 6).astype(np.uint8), 8 * 8 * 3).reshape(6, 8, 8, 3)
+    with torch.no_grad():  # every view learned the preference itself
+        images = normalise(model.prepare(np.concatenate([greys, greys], axis=2))).float()
+        for member in model.network.members:
+            assert torch.all(torch.diff(member.view_rewards(images), dim=1) > 0)
+    bright, dark = greys[[5]], greys[[0]]
+    scores = model(np.concatenate([np.concatenate([bright, bright], axis=2),
+                                   np.concatenate([bright, dark], axis=2),
+                                   np.concatenate([dark, bright], axis=2)]), [""] * 3)
+    assert scores[1] < scores[0] and scores[2] < scores[0]  # one dark view pulls it down
+    with torch.no_grad():
+        images = normalise(model.prepare(np.concatenate([bright, dark], axis=2))).float()
+        lowest = [member.view_rewards(images).min().item() for member in model.network.members]
+    assert scores[1] == pytest.approx(np.mean(lowest), rel=1e-5)
+    rewards.save(model, tmp_path / "model")
+    loaded = rewards.load(tmp_path / "model")
+    assert loaded.view_rewards == "min"
+    np.testing.assert_allclose(loaded(np.concatenate([bright, dark], axis=2), [""]), scores[1:2],
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="give views >= 2"):
+        PreferenceReward(**TINY, view_rewards="min")
+    with pytest.raises(ValueError, match="view_rewards must be one of"):
+        PreferenceReward(**TINY, views=2, view_rewards="mean")
 
 
 def test_a_checkpoint_saved_before_views_existed_loads_as_one_view(tmp_path):
