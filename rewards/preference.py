@@ -306,9 +306,16 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0 - 0.5
 
 
-def shift_images(images: torch.Tensor, pad: int, rng: np.random.Generator) -> torch.Tensor:
+def shift_images(images: torch.Tensor, pad: int, rng: np.random.Generator,
+                 views: int = 1) -> torch.Tensor:
     """Each image (n, C, H, W) translated by its own whole-pixel offsets in [-pad, pad]
-    along each axis; pixels shifted in from outside repeat the edge."""
+    along each axis; pixels shifted in from outside repeat the edge. With ``views`` k,
+    each image is k square views side by side and each view is shifted on its own, so
+    no view's pixels slide into its neighbour."""
+    if views > 1:
+        tiles = images.unflatten(3, (views, -1)).permute(0, 3, 1, 2, 4).flatten(0, 1)
+        shifted = shift_images(tiles, pad, rng)
+        return shifted.unflatten(0, (len(images), views)).permute(0, 2, 3, 1, 4).flatten(3, 4)
     count, channels, height, width = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate") if images.is_floating_point() \
         else F.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
@@ -423,7 +430,7 @@ def train_preference_reward(
                     rows = orders[index][start:start + batch_size]
                     images = segments[rows].flatten(0, 2)  # (b*2*T, 3, S, views x S)
                     if random_shift:
-                        images = shift_images(images, random_shift, rng)
+                        images = shift_images(images, random_shift, rng, model.views)
                     images = normalise(images)
                     # Every view's reward is fitted alone (a joint CNN is one "view");
                     # accuracy is the member's own reward, the minimum over views.

@@ -173,6 +173,17 @@ def test_min_over_views_fits_each_view_alone_and_scores_the_lowest(tmp_path):
         PreferenceReward(**TINY, views=2, view_rewards="mean")
 
 
+def test_random_shift_moves_each_view_within_itself():
+    left = torch.zeros(6, 3, 8, 8, dtype=torch.uint8)
+    right = torch.full((6, 3, 8, 8), 255, dtype=torch.uint8)
+    right[:, :, :, 0] = 7  # a marked edge, to see that the right view did move
+    shifted = shift_images(torch.cat([left, right], dim=3), 3, np.random.default_rng(0), views=2)
+    assert shifted.shape == (6, 3, 8, 16)
+    assert torch.all(shifted[..., :8] == 0)  # nothing of the right view slid in
+    assert set(shifted[..., 8:].unique().tolist()) <= {7, 255}
+    assert not torch.equal(shifted[..., 8:], right)
+
+
 def test_a_checkpoint_saved_before_views_existed_loads_as_one_view(tmp_path):
     model = PreferenceReward(**TINY)
     rewards.save(model, tmp_path / "model")
