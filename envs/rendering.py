@@ -151,8 +151,11 @@ class EnvViews:
                     continue
             if camera not in self._render_views:
                 self._render_views[camera] = CameraView(self._model, size, camera)
-            # A tile of the frame is not contiguous: render whole, then copy in.
-            tile[...] = self._render_views[camera].render(data)
+            view = self._render_views[camera]
+            if tile.flags.c_contiguous:  # one camera: the tile is the whole frame
+                view.render(data, out=tile)
+            else:  # a tile of a wider frame is strided: render whole, then copy in
+                tile[...] = view.render(data)
         return frame
 
     def close(self) -> None:
