@@ -91,7 +91,9 @@ PREFERENCE_DEFAULTS: dict[str, Any] = {
     "query": "disagreement",    # uniform, disagreement or entropy
     "pairing": "same_episode",  # same_episode or any (rewards.query)
     "pool_factor": 4,           # candidates drawn per query asked
-    "epochs": 20,               # reward-training epochs per round (on all labels so far)
+    "epochs": 20,               # reward-training epochs per round
+    "train_pairs": None,        # labels per round: null = all so far; N = the new ones
+                                # plus a uniform sample of older ones, N in all
     "lr": 1.0e-3,               # reward-training Adam learning rate
     "buffer_steps": 1000,       # recent steps kept per env to cut segments from
     "initial_labels": None,     # a preference store folder whose labels seed the run
@@ -454,6 +456,12 @@ def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] 
     if isinstance(merged["lr"], bool) or not isinstance(merged["lr"], (int, float)) \
             or not merged["lr"] > 0:
         raise ConfigError(f"{source}: preference.lr must be a number > 0, got {merged['lr']!r}")
+    if merged["train_pairs"] is not None:
+        try:
+            merged["train_pairs"] = _check_int(source, "preference.train_pairs",
+                                               merged["train_pairs"], minimum=1)
+        except ConfigError as error:
+            raise ConfigError(f"{error} (or null: train on every label)") from None
     if merged["initial_labels"] is not None:
         merged["initial_labels"] = _check_store_folder(source, merged["initial_labels"])
     if merged["buffer_steps"] <= merged["segment"]:

@@ -11,8 +11,10 @@ environment steps, ``queries_per_round`` pairs chosen by ``query`` (ensemble
 disagreement by default) from a pool ``pool_factor`` times larger, until
 ``total_queries`` pairs have been asked. Each round appends its labels to the
 run's :class:`~rewards.preference_store.PreferenceStore` (durably, before anything
-else) and retrains the ensemble on every label so far; PPO's next rollout is scored
-by the new reward.
+else) and retrains the ensemble (``epochs`` passes, from its current weights) on every
+label so far, or with ``train_pairs`` on that many: the labels new since the last
+round plus a uniform sample of the older ones. PPO's next rollout is scored by the
+new reward.
 
 With ``initial_labels`` (a preference store folder) the run's store first receives a
 copy of those labels, and the reward trains on them before the first rollout; they
@@ -123,6 +125,26 @@ def import_labels(store: PreferenceStore, folder: str | Path,
     return len(pairs)
 
 
+def round_training_pairs(total: int, new_from: int, limit: int | None,
+                         rng: np.random.Generator) -> np.ndarray | None:
+    """Which of a store's ``total`` labels a round trains on (None: all of them).
+
+    With a ``limit`` the cost of a round stays flat as labels pile up: the labels
+    from ``new_from`` on (the policy's latest behaviour, the reason the round was
+    asked) are all in, and a uniform sample of the older ones fills the rest, so
+    earlier lessons keep being rehearsed. If the new labels alone exceed the limit
+    (imported labels, or several rounds' worth after a resume) a uniform sample of
+    them is taken instead.
+    """
+    if limit is None or total <= limit:
+        return None
+    new_from = min(max(new_from, 0), total)
+    if total - new_from >= limit:
+        return np.sort(rng.choice(np.arange(new_from, total), size=limit, replace=False))
+    older = rng.choice(new_from, size=limit - (total - new_from), replace=False)
+    return np.sort(np.concatenate([older, np.arange(new_from, total)]))
+
+
 class PreferenceLoop(BaseCallback):
     """Asks the teacher and refits the preference reward between PPO rollouts.
 
@@ -216,7 +238,11 @@ class PreferenceLoop(BaseCallback):
 
         if len(self.store) == 0:
             return
-        metrics = train_preference_reward(self.reward, self.store, epochs=self.settings["epochs"],
+        rng = np.random.default_rng(self.seed + round_index)
+        chosen = round_training_pairs(len(self.store), self.labels_trained,
+                                      self.settings["train_pairs"], rng)
+        data = self.store if chosen is None else self.store.load(chosen)
+        metrics = train_preference_reward(self.reward, data, epochs=self.settings["epochs"],
                                           lr=self.settings["lr"], seed=self.seed + round_index)
         self.labels_trained = len(self.store)
         self.last_accuracy = metrics.accuracy

@@ -207,6 +207,24 @@ class PreferenceStore:
         if sources is not None:
             wanted = set(sources)
             records = [record for record in records if record["source"] in wanted]
+        return self._load_records(records)
+
+    def load(self, pairs: Sequence[int] | np.ndarray) -> PreferencePairs:
+        """The stored pairs numbered ``pairs`` (0 is the first appended), in that order.
+
+        Reads only the batches those pairs are in: an online loop that trains on a
+        sample of a large store need not hold all of it in memory.
+        """
+        self._read_new_records()
+        numbers = np.asarray(pairs)
+        if numbers.ndim != 1 or (numbers.size and not np.issubdtype(numbers.dtype, np.integer)):
+            raise ValueError(f"pairs must be a 1-D sequence of pair numbers, got {pairs!r}")
+        if numbers.size and (numbers.min() < 0 or numbers.max() >= len(self._records)):
+            raise ValueError(f"pair numbers must lie in [0, {len(self._records)}): the store "
+                             f"holds {len(self._records)} pairs; got {numbers.min()}..{numbers.max()}")
+        return self._load_records([self._records[number] for number in numbers.tolist()])
+
+    def _load_records(self, records: list[dict[str, Any]]) -> PreferencePairs:
         shape = self._frame_shape or (0, 0, 0, 3)
         frames_a = np.empty((len(records), *shape), dtype=np.uint8)
         frames_b = np.empty_like(frames_a)

@@ -202,3 +202,20 @@ def test_durable_preference_store_survives_a_killed_writer(tmp_path):
     records = PreferenceStore(folder).records()
     assert [record["pair"] for record in records] == list(range(count + 2))
     assert all(json.dumps(record) for record in records)
+
+
+def test_load_picks_pairs_by_number_in_the_order_asked(tmp_path):
+    store = PreferenceStore(tmp_path)
+    for first in (0, 3, 5):  # three batches
+        store.append(*make_pairs(first, 3 if first == 0 else 2), "oracle")
+    wanted = [6, 0, 4]
+    pairs = store.load(wanted)
+    frames_a, frames_b, labels = make_pairs(0, 7)
+    np.testing.assert_array_equal(pairs.frames_a, frames_a[wanted])
+    np.testing.assert_array_equal(pairs.frames_b, frames_b[wanted])
+    np.testing.assert_array_equal(pairs.labels, labels[wanted].astype(np.float32))
+    assert len(store.load([])) == 0
+    with pytest.raises(ValueError, match=r"must lie in \[0, 7\)"):
+        store.load([7])
+    with pytest.raises(ValueError, match="1-D sequence of pair numbers"):
+        store.load([[0, 1]])

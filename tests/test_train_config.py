@@ -99,6 +99,8 @@ def test_linear_schedule_decays_to_zero():
          "features_extractor_kwargs' must be a mapping"),
         (MINIMAL, ["reward=preference", "preference.pairing=neighbours"], "preference.pairing"),
         (MINIMAL, ["reward=preference", "preference.lr=0"], "preference.lr must be a number > 0"),
+        (MINIMAL, ["reward=preference", "preference.train_pairs=0"],
+         "train_pairs must be an integer >= 1, got 0 (or null: train on every label)"),
         (MINIMAL, ["reward=preference", "preference.initial_labels=/no/such/store"],
          "/no/such/store is not a preference store"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],

@@ -1,0 +1,57 @@
+"""The online preference loop's choice of labels to retrain on each round."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import rewards.preference
+from agents.config import load_config
+from agents.preference_loop import round_training_pairs
+from agents.train import train
+from rewards.preference_store import PreferenceStore
+from tests.test_train import TINY_PREFERENCE
+
+
+def test_without_a_limit_or_under_it_every_label_trains():
+    rng = np.random.default_rng(0)
+    assert round_training_pairs(50, 40, None, rng) is None
+    assert round_training_pairs(50, 40, 50, rng) is None
+
+
+def test_a_limit_keeps_every_new_label_and_samples_the_older_ones():
+    chosen = round_training_pairs(100, 90, 30, np.random.default_rng(0))
+    assert len(chosen) == 30 and len(set(chosen.tolist())) == 30
+    assert set(range(90, 100)) <= set(chosen.tolist())
+    older = chosen[chosen < 90]
+    assert len(older) == 20 and older.min() >= 0
+    # Another round's seed rehearses other old labels.
+    again = round_training_pairs(100, 90, 30, np.random.default_rng(1))
+    assert set(again[again < 90].tolist()) != set(older.tolist())
+
+
+def test_more_new_labels_than_the_limit_are_sampled_uniformly():
+    chosen = round_training_pairs(100, 0, 10, np.random.default_rng(0))
+    assert len(set(chosen.tolist())) == 10 and chosen.min() >= 0 and chosen.max() < 100
+    assert chosen.tolist() != list(range(90, 100))  # not just the newest
+    assert set(round_training_pairs(100, 60, 10, np.random.default_rng(0)).tolist()) \
+        <= set(range(60, 100))
+
+
+def test_a_run_with_train_pairs_retrains_on_that_many(tmp_path, monkeypatch):
+    seen = []
+    real = rewards.preference.train_preference_reward
+
+    def recording(model, data, **kwargs):
+        pairs = data.load_all() if isinstance(data, PreferenceStore) else data
+        seen.append(pairs.labels.copy())
+        return real(model, pairs, **kwargs)
+
+    monkeypatch.setattr(rewards.preference, "train_preference_reward", recording)
+    config = load_config("reach_preference", [*TINY_PREFERENCE, "preference.train_pairs=10",
+                                              "hyperparams.n_timesteps=96"])
+    summary = train(config, tmp_path / "run", progress_bar=False, log=lambda *a: None)
+    store_labels = PreferenceStore(tmp_path / "run" / "preferences").load_all().labels
+    assert summary["labels"] == len(store_labels) > 10
+    assert [len(labels) for labels in seen] == [min(8 + 4 * k, 10) for k in range(len(seen))]
+    # The last round trained on its own 4 new labels plus 6 older ones.
+    np.testing.assert_array_equal(seen[-1][-4:], store_labels[-4:])
