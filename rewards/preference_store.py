@@ -224,7 +224,10 @@ class PreferenceStore:
                              f"holds {len(self._records)} pairs; got {numbers.min()}..{numbers.max()}")
         return self._load_records([self._records[number] for number in numbers.tolist()])
 
+    # -- internals -------------------------------------------------------------------
+
     def _load_records(self, records: list[dict[str, Any]]) -> PreferencePairs:
+        """The pairs of ``records`` in their order, each batch file read once."""
         shape = self._frame_shape or (0, 0, 0, 3)
         frames_a = np.empty((len(records), *shape), dtype=np.uint8)
         frames_b = np.empty_like(frames_a)
@@ -247,8 +250,6 @@ class PreferenceStore:
             sources=[record["source"] for record in records],
             instructions=[record["instruction"] for record in records],
         )
-
-    # -- internals -------------------------------------------------------------------
 
     def _read_batch(self, batch: str) -> tuple[np.ndarray, np.ndarray]:
         path = self.folder / BATCH_FOLDER / batch
