@@ -116,6 +116,24 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return read_checkpoint(root / name)
 
 
+def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path:
+    """The folder ``checkpoint`` names: a path, or a name in ``run_dir/checkpoints``.
+
+    :raises FileNotFoundError: neither exists; the message lists the run's checkpoints.
+    """
+    folder = Path(checkpoint)
+    if folder.exists():
+        return folder
+    named = Path(run_dir) / CHECKPOINTS / folder
+    if named.is_dir():
+        return named
+    root = Path(run_dir) / CHECKPOINTS
+    saved = sorted(p.name for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
+    raise FileNotFoundError(
+        f"no checkpoint {str(checkpoint)!r}: neither a folder nor a name in {root}; "
+        + (f"the run has {', '.join(saved)}" if saved else "the run has no checkpoints yet"))
+
+
 def read_checkpoint(folder: Path) -> Checkpoint:
     """Reads ``state.json`` of the checkpoint in ``folder`` (weights load later)."""
     folder = Path(folder)

@@ -176,7 +176,7 @@ def evaluate_run(
 
 
 def _load_run(run_dir: Path, checkpoint: str | os.PathLike[str] | None) -> tuple[Any, Any]:
-    from agents.checkpoint import CHECKPOINTS, latest_checkpoint, read_checkpoint
+    from agents.checkpoint import CHECKPOINTS, checkpoint_folder, latest_checkpoint, read_checkpoint
     from agents.config import load_config
 
     if not run_dir.is_dir():
@@ -187,10 +187,7 @@ def _load_run(run_dir: Path, checkpoint: str | os.PathLike[str] | None) -> tuple
                                 f"(vmalign train writes {CONFIG_FILE} there)")
     config = load_config(saved)
     if checkpoint is not None:
-        folder = Path(checkpoint)
-        if not folder.exists() and (run_dir / CHECKPOINTS / folder).is_dir():
-            folder = run_dir / CHECKPOINTS / folder
-        return config, read_checkpoint(folder)
+        return config, read_checkpoint(checkpoint_folder(run_dir, checkpoint))
     restored = latest_checkpoint(run_dir)
     if restored is None:
         raise ValueError(f"{run_dir} has no checkpoint yet (nothing in "

@@ -119,8 +119,12 @@ def test_run_without_checkpoint(tmp_path, run_dir):
 def test_bad_arguments(run_dir):
     with pytest.raises(ValueError, match="--episodes"):
         evaluate_run(run_dir, episodes=0, log=quiet)
+    # A name that is neither a folder nor a checkpoint of the run lists the ones there are.
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint 'step-0000000999'.*"
+                                                r"step-0000000032, step-0000000064"):
+        evaluate_run(run_dir, episodes=1, checkpoint="step-0000000999", log=quiet)
     with pytest.raises(FileNotFoundError, match="not a vmalign checkpoint"):
-        evaluate_run(run_dir, episodes=1, checkpoint=run_dir / "no-such-step", log=quiet)
+        evaluate_run(run_dir, episodes=1, checkpoint=run_dir / "checkpoints", log=quiet)
 
 
 def test_learning_curve_skipped_without_progress(tmp_path, run_dir):

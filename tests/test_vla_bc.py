@@ -85,7 +85,7 @@ def test_train_cli_with_algo_and_resume_length_override(tmp_path, slide_data, ca
     assert "only bc.steps=N" in capsys.readouterr().err
 
 
-def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data):
+def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data, capsys):
     easy_env.register()
     run = tmp_path / "run"
     train(load_config(bc_config(tmp_path, [slide_data], steps=30)), run, log=lambda *a: None)
@@ -96,6 +96,15 @@ def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data)
     assert 0.0 <= result["success_rate"] <= 1.0
     for name in ("slide-best.mp4", "slide-worst.mp4", "learning_curve.png"):
         assert (run / "eval" / name).stat().st_size > 0
+    # --checkpoint takes a checkpoint's name; a wrong one names the ones there are.
+    step = sorted(p.name for p in (run / "checkpoints").glob("step-*"))[-1]
+    assert main(["eval", str(run), "--episodes", "1", "--checkpoint", step]) == 0
+    saved = json.loads((run / "eval-1" / "eval.json").read_text())
+    assert saved["policy"] == str(run / "checkpoints" / step / "policy")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1", "--checkpoint", "step-9"]) != 0
+    err = capsys.readouterr().err
+    assert "no checkpoint 'step-9'" in err and step in err
 
 
 @pytest.mark.parametrize("name", ["vla_ppo", "vla_dpo"])

@@ -26,7 +26,7 @@ from agents.vla.runs import EVAL_SEED_OFFSET
 def evaluate_vla_run(run_dir: Path, config: Any, episodes: int | None, seed: int | None,
                      checkpoint: Any, log: Any) -> dict[str, Any]:
     from agents.callbacks import read_rows
-    from agents.checkpoint import CHECKPOINTS, latest_checkpoint
+    from agents.checkpoint import checkpoint_folder, latest_checkpoint
     from agents.output import make_output_dir
     from agents.preview import write_video
     from agents.vla.model import VLAPolicy
@@ -35,10 +35,7 @@ def evaluate_vla_run(run_dir: Path, config: Any, episodes: int | None, seed: int
     from rewards.durable import atomic_write
 
     if checkpoint is not None:
-        folder = Path(checkpoint)
-        if not folder.exists():
-            folder = run_dir / CHECKPOINTS / folder
-        source = folder / "policy"
+        source = checkpoint_folder(run_dir, checkpoint) / "policy"
     elif (run_dir / "policy" / "config.json").is_file():
         source = run_dir / "policy"
     else:
