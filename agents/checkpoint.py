@@ -124,10 +124,9 @@ def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path
     folder = Path(checkpoint)
     if folder.exists():
         return folder
-    named = Path(run_dir) / CHECKPOINTS / folder
-    if named.is_dir():
-        return named
     root = Path(run_dir) / CHECKPOINTS
+    if (root / folder).is_dir():
+        return root / folder
     saved = sorted(p.name for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
     raise FileNotFoundError(
         f"no checkpoint {str(checkpoint)!r}: neither a folder nor a name in {root}; "
