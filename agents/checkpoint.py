@@ -117,9 +117,10 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
 
 
 def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path:
-    """The folder ``checkpoint`` names: a path, or a name in ``run_dir/checkpoints``.
+    """The folder ``checkpoint`` names: a path, a name in ``run_dir/checkpoints``, or
+    ``latest`` (the checkpoint ``checkpoints/latest`` names).
 
-    :raises FileNotFoundError: neither exists; the message lists the run's checkpoints.
+    :raises FileNotFoundError: none exists; the message lists the run's checkpoints.
     """
     folder = Path(checkpoint)
     if folder.exists():
@@ -127,10 +128,13 @@ def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path
     root = Path(run_dir) / CHECKPOINTS
     if (root / folder).is_dir():
         return root / folder
+    if str(checkpoint) == LATEST and (root / LATEST).is_file():
+        return root / (root / LATEST).read_text().strip()
     saved = sorted(p.name for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
     raise FileNotFoundError(
         f"no checkpoint {str(checkpoint)!r}: neither a folder nor a name in {root}; "
-        + (f"the run has {', '.join(saved)}" if saved else "the run has no checkpoints yet"))
+        + (f"the run has {', '.join(saved)} (or {LATEST})" if saved
+           else "the run has no checkpoints yet"))
 
 
 def read_checkpoint(folder: Path) -> Checkpoint:

@@ -510,8 +510,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seed of the first episode, S+i for episode i (default: the "
                              f"config's seed + {SEED_OFFSET:,})")
     parser.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
-                        help="a checkpoint folder, or its name in RUN_DIR/checkpoints "
-                             "(default: the latest)")
+                        help="a checkpoint folder, its name in RUN_DIR/checkpoints, or "
+                             "'latest' (the default)")
     parser.add_argument("--video-size", type=int, default=None, metavar="PX",
                         help="video frame size in pixels (default: the run's render_size)")
     mode = parser.add_mutually_exclusive_group()

@@ -116,12 +116,22 @@ def test_run_without_checkpoint(tmp_path, run_dir):
     assert not (tmp_path / "eval").exists()
 
 
+def test_checkpoint_names(run_dir):
+    from agents.checkpoint import checkpoint_folder
+
+    root = run_dir / "checkpoints"
+    assert checkpoint_folder(run_dir, "step-0000000032") == root / "step-0000000032"
+    # "latest" is a pointer file, not a folder: it names the newest checkpoint.
+    assert checkpoint_folder(run_dir, "latest") == root / "step-0000000128"
+    assert checkpoint_folder(run_dir, root / "step-0000000032") == root / "step-0000000032"
+
+
 def test_bad_arguments(run_dir):
     with pytest.raises(ValueError, match="--episodes"):
         evaluate_run(run_dir, episodes=0, log=quiet)
     # A name that is neither a folder nor a checkpoint of the run lists the ones there are.
     with pytest.raises(FileNotFoundError, match=r"no checkpoint 'step-0000000999'.*"
-                                                r"step-0000000032, step-0000000064"):
+                                                r"step-0000000032, .*0128 \(or latest\)"):
         evaluate_run(run_dir, episodes=1, checkpoint="step-0000000999", log=quiet)
     with pytest.raises(FileNotFoundError, match="not a vmalign checkpoint"):
         evaluate_run(run_dir, episodes=1, checkpoint=run_dir / "checkpoints", log=quiet)
