@@ -108,12 +108,14 @@ def write_checkpoint(run_dir: Path, step: int, contents: Any, state: dict[str, A
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     """The checkpoint named in ``run_dir/checkpoints/latest``, or None if there is none."""
-    root = Path(run_dir) / CHECKPOINTS
+    folder = _latest_folder(Path(run_dir) / CHECKPOINTS)
+    return None if folder is None else read_checkpoint(folder)
+
+
+def _latest_folder(root: Path) -> Path | None:
+    """The checkpoint folder ``root/latest`` names (a pointer file), or None."""
     pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text().strip()
-    return read_checkpoint(root / name)
+    return root / pointer.read_text().strip() if pointer.is_file() else None
 
 
 def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path:
@@ -128,8 +130,9 @@ def checkpoint_folder(run_dir: Path, checkpoint: str | os.PathLike[str]) -> Path
     root = Path(run_dir) / CHECKPOINTS
     if (root / folder).is_dir():
         return root / folder
-    if str(checkpoint) == LATEST and (root / LATEST).is_file():
-        return root / (root / LATEST).read_text().strip()
+    latest = _latest_folder(root) if str(checkpoint) == LATEST else None
+    if latest is not None:
+        return latest
     saved = sorted(p.name for p in root.glob("step-*") if p.is_dir()) if root.is_dir() else []
     raise FileNotFoundError(
         f"no checkpoint {str(checkpoint)!r}: neither a folder nor a name in {root}; "
