@@ -1,6 +1,6 @@
 """Training checkpoints that survive a killed run.
 
-A run folder keeps ``checkpoints/step-<N>/`` (N = environment steps trained on) with:
+A run folder keeps ``checkpoints/step-<N>/`` (N = steps trained on), for SB3 runs with:
 
 - ``policy.safetensors``: the policy's (actor, critic, CNN) weights;
 - ``optimizer.pt``: the Adam state, written by ``torch.save`` and read back with
@@ -9,8 +9,9 @@ A run folder keeps ``checkpoints/step-<N>/`` (N = environment steps trained on) 
 - ``state.json``: step and update counters, RNG states, and the trainer's own state
   (e.g. the preference loop's label count and next round).
 
-VLA runs keep ``policy/`` (:meth:`agents.vla.model.VLAPolicy.save`) instead of
-``policy.safetensors``, through the same :func:`write_checkpoint`.
+Each trainer decides what goes in the folder (SB3 runs: :mod:`agents.sb3.checkpoint`;
+VLA runs: ``policy/`` through :func:`agents.vla.runs.save_checkpoint`); this module
+makes it durable and finds it again.
 
 Each checkpoint is written into a temporary folder, fsynced and renamed into place,
 and only then named in ``checkpoints/latest``, so a SIGKILL at any moment leaves the
@@ -51,27 +52,6 @@ class Checkpoint:
     def reward_folder(self) -> Path | None:
         folder = self.folder / "reward"
         return folder if folder.is_dir() else None
-
-
-def save_checkpoint(run_dir: Path, model: Any, reward: Any | None,
-                    trainer_state: dict[str, Any]) -> Path:
-    """Writes a checkpoint of ``model`` (an SB3 PPO) and ``reward`` (a learned reward
-    module, or None) into ``run_dir/checkpoints``; returns its folder."""
-    from safetensors.torch import save_model
-
-    import rewards
-
-    def contents(folder: Path) -> None:
-        # save_model stores tensors the policy shares (SB3's actor and critic feature
-        # extractors are one module) once.
-        save_model(model.policy, str(folder / "policy.safetensors"))
-        torch.save(model.policy.optimizer.state_dict(), folder / "optimizer.pt")
-        if reward is not None:
-            rewards.save(reward, folder / "reward")
-
-    counters = {"n_updates": int(model._n_updates), "episode_num": int(model._episode_num)}
-    return write_checkpoint(run_dir, int(model.num_timesteps), contents,
-                            {**counters, "trainer": trainer_state})
 
 
 def write_checkpoint(run_dir: Path, step: int, contents: Any, state: dict[str, Any]) -> Path:
@@ -148,37 +128,6 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         raise FileNotFoundError(f"{state_file} not found: {folder} is not a vmalign checkpoint")
     state = read_json_header(state_file, FORMAT, VERSION, "a vmalign training checkpoint")
     return Checkpoint(folder=folder, num_timesteps=int(state["num_timesteps"]), state=state)
-
-
-def load_policy_weights(checkpoint: Checkpoint, model: Any, optimizer: bool = True) -> None:
-    """Loads the checkpoint's policy (and optimizer) state into ``model`` (an SB3 PPO
-    built from the same config); a mismatch names the differing tensors."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
-    weights = checkpoint.folder / "policy.safetensors"
-    try:
-        load_model(model.policy, str(weights), strict=True, device=str(model.device))
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"{weights} is corrupt or truncated: {error}") from error
-    except RuntimeError as error:  # missing, unexpected or reshaped tensors
-        raise ValueError(f"{weights} was made for another policy than this config builds: "
-                         f"{str(error)[:400]}") from error
-    if optimizer:
-        path = checkpoint.folder / "optimizer.pt"
-        try:
-            state = torch.load(path, map_location=model.device, weights_only=True)
-        except Exception as error:  # torch raises several types for a bad file
-            raise ValueError(f"{path} is corrupt or truncated: {error}") from error
-        model.policy.optimizer.load_state_dict(state)
-
-
-def restore_counters(checkpoint: Checkpoint, model: Any) -> None:
-    """Sets the step, update and episode counters and the RNG states from a checkpoint."""
-    model.num_timesteps = checkpoint.num_timesteps
-    model._n_updates = int(checkpoint.state["n_updates"])
-    model._episode_num = int(checkpoint.state["episode_num"])
-    set_rng_state(checkpoint.state["rng"])
 
 
 def rng_state() -> dict[str, Any]:

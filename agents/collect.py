@@ -1,4 +1,4 @@
-"""Record demonstrations into a dataset: ``vmalign collect --env ID --episodes N``.
+"""Record demonstrations into a dataset (what ``vmalign collect`` runs).
 
 Runs the env's scripted expert (or a noisy version of it, ``--policy noisy(0.3)``)
 on seeds ``--seed``, ``--seed + 1``, ... and appends each finished episode to a
@@ -17,12 +17,14 @@ behaviour cloning needs to recover from its own mistakes in closed loop.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
-from agents.reward_eval import parse_reward_args
-from agents.rollouts import POLICY_HELP, parse_policy
+import gymnasium as gym
+
+import envs  # noqa: F401  (registers the ids)
+from agents.dataset import DatasetWriter
+from agents.rollouts import collect_episode, parse_policy
 
 
 ACTION_LABELS = ("taken", "expert")
@@ -35,12 +37,6 @@ def collect_dataset(env_id: str, episodes: int, out: str, seed: int = 0, policy:
 
     ``action_label``: ``"taken"`` records the executed action, ``"expert"`` the
     expert's action in each state (DART-style, with a noisy ``policy``)."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the ids)
-    from agents.dataset import DatasetWriter
-    from agents.rollouts import collect_episode
-
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     parse_policy(policy)
@@ -81,31 +77,3 @@ def collect_dataset(env_id: str, episodes: int, out: str, seed: int = 0, policy:
     return {"episodes": len(writer), "new_episodes": new, "frames": frames,
             "success_rate_new": successes / new if new else None,
             "seconds": round(time.perf_counter() - started, 1)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, help="environment id, e.g. vmalign/Push-v0")
-    parser.add_argument("--episodes", type=int, required=True,
-                        help="episodes the dataset should hold (a resumed one counts its own)")
-    parser.add_argument("--out", help="dataset folder (default outputs/data-<env>; an "
-                                      "existing dataset there is resumed)")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed")
-    parser.add_argument("--policy", default="expert", help=POLICY_HELP)
-    parser.add_argument("--action-label", choices=ACTION_LABELS, default="taken",
-                        help="record the action taken (default), or the expert's action "
-                             "in each state (DART-style data with a noisy --policy)")
-    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment argument (repeatable), e.g. obs_size=64")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = args.out or f"outputs/data-{args.env.split('/')[-1].removesuffix('-v0').lower()}"
-    print(f"vmalign collect: {args.env}, {args.policy} policy -> {out}")
-    summary = collect_dataset(args.env, args.episodes, out, seed=args.seed, policy=args.policy,
-                              env_kwargs=parse_reward_args(args.env_arg),
-                              action_label=args.action_label)
-    rate = summary["success_rate_new"]
-    print(f"vmalign collect: {summary['episodes']} episodes ({summary['new_episodes']} new, "
-          f"{summary['frames']} frames) in {out}"
-          + (f"; {100 * rate:.0f}% of the new ones succeeded" if rate is not None else ""))
-    return 0

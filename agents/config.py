@@ -1,123 +1,40 @@
-"""Training configs: YAML files with rl-zoo key names, checked before anything runs.
+"""Run configs: YAML files read into one typed schema per algorithm, checked before anything runs.
 
-A config names an environment, a reward module and the PPO hyperparameters::
-
-    env: vmalign/Reach-v0
-    env_kwargs: {obs_size: 64, render_size: 64}
-    reward: preference            # any name in rewards.names()
-    reward_kwargs: {}             # its arguments (rewards.make)
-    reward_checkpoint: null       # or a module saved by rewards.save / vmalign reward-train
-    preference:                   # the online preference loop (reward: preference);
-                                  # "preference: false" trains on a fixed reward
-                                  # (e.g. reward_checkpoint: DIR)
-      teacher: oracle
-      total_queries: 400
-    seed: 0
-    hyperparams:                  # rl-zoo keys; the rest go to stable-baselines3 PPO
-      n_timesteps: 200000
-      n_envs: 8
-      policy: CnnPolicy
-      frame_stack: 2
-      learning_rate: lin_3.0e-4   # lin_X: linear decay from X to 0, as in rl-zoo
-      n_steps: 128
+A config is a YAML mapping; its ``algo`` key (default ``ppo``) picks the schema from
+the algorithm table (:mod:`agents.algorithms`): :class:`agents.sb3.config.PPOConfig`,
+or one of the VLA schemas in :mod:`agents.vla.config`. Each schema is a pydantic
+model: every key is defined once, with its type, default, range and choices, and
+the model's docstring is its reference.
 
 ``key=value`` overrides on the command line address nested keys with dots
 (``hyperparams.n_timesteps=50000``, ``env_kwargs.obs_size=84``); values are read as
-YAML (``1e-3``, ``true``, ``[64, 64]``). Every key is checked at start-up: an unknown
-key, a wrong type or a value out of range stops the run with a message naming the
-key and what is allowed, before any environment steps.
+YAML (``1e-3``, ``true``, ``[64, 64]``). A bad key or value stops with one message
+that names the key, what is allowed, and where the value came from: the file, or the
+command-line override that set it.
 
-``hyperparams.normalize: true`` is rl-zoo's reward normalisation (SB3's
-``VecNormalize`` with ``norm_obs=False``: pixels are already scaled by the CNN
-policy): PPO trains on rewards divided by a running standard deviation of the
-discounted return, which keeps the value loss from swamping the policy's gradient
-in the CNN both share when rewards are large or long-horizon. Logged returns stay
-unnormalised, and the statistics are checkpointed with the policy.
-
-rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
-mapping, ``activation_fn`` is a name (``relu``, ``tanh``, ``elu``, ``leaky_relu``,
-``gelu``, ``silu``) and so is ``features_extractor_class`` (``NatureCNN``,
-``PixelCNN``: :mod:`agents.encoders`), so a config never executes code.
+Values are read strictly: ``"64"`` is not a number and ``"yes"`` is not a boolean.
+Integers may be written as whole floats (``1e6``), as rl-zoo writes them.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import inspect
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Where the shipped configs live (``agents/configs/*.yaml``)."""
 
-ALGORITHMS = ("ppo", "vla-bc", "vla-ppo", "vla-dpo")
-"""``ppo`` trains stable-baselines3 PPO (this module's schema); the ``vla-*`` ones train
-the VLA policy (schema in :mod:`agents.vla.config`)."""
-VEC_ENVS = ("dummy", "subproc")
-REWARD_FRAMES = ("render", "observation")
-ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
-POLICIES = ("CnnPolicy", "MlpPolicy", "MultiInputPolicy")
-SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
-_LINEAR = re.compile(r"^lin_(.+)$")
 
-# rl-zoo keys handled here rather than passed to PPO.
-_ZOO_KEYS = {
-    "n_timesteps": "total environment steps to train for (required)",
-    "n_envs": "parallel environments (default 8)",
-    "policy": f"one of {list(POLICIES)} (default CnnPolicy)",
-    "frame_stack": "stack this many observations (default 1: none)",
-    "policy_kwargs": "mapping passed to the policy (net_arch, activation_fn, ...)",
-    "normalize": "true: scale rewards by a running std of the discounted return "
-                 "(SB3 VecNormalize, norm_obs off); or {norm_reward: true, clip_reward: X}",
-}
-# PPO arguments a config must not set: the trainer owns them.
-_PPO_RESERVED = {"self", "policy", "env", "seed", "device", "verbose", "tensorboard_log",
-                 "_init_setup_model", "rollout_buffer_class", "rollout_buffer_kwargs"}
-
-PREFERENCE_DEFAULTS: dict[str, Any] = {
-    "teacher": "oracle",        # a B-Pref simulated teacher, or "clip"
-    "teacher_kwargs": {},       # e.g. {beta: 10} or {eps_mistake: 0.1}
-    "total_queries": 500,       # the label budget (pairs asked, skipped ones included)
-    "initial_queries": 100,     # asked after the first rollout (random-ish policy)
-    "queries_per_round": 50,    # asked at every later round
-    "update_every": 20000,      # environment steps between rounds
-    "segment": 10,              # steps per segment
-    "query": "disagreement",    # uniform, disagreement or entropy
-    "pairing": "same_episode",  # same_episode or any (rewards.query)
-    "pool_factor": 4,           # candidates drawn per query asked
-    "epochs": 20,               # reward-training epochs per round
-    "train_pairs": None,        # labels per round: null = all so far; N = the new ones
-                                # plus a uniform sample of older ones, N in all
-    "lr": 1.0e-3,               # reward-training Adam learning rate
-    "buffer_steps": 1000,       # recent steps kept per env to cut segments from
-    "initial_labels": None,     # a preference store folder whose labels seed the run
-}
-"""The online preference loop's keys and defaults (``preference:`` in a config)."""
-
-TOP_LEVEL_DEFAULTS: dict[str, Any] = {
-    "env": None,
-    "env_kwargs": {},
-    "reward": "ground_truth",
-    "reward_kwargs": {},
-    "reward_checkpoint": None,
-    "reward_frames": "render",
-    "preference": None,
-    "algo": "ppo",
-    "seed": 0,
-    "device": "auto",
-    "vec_env": "dummy",
-    "checkpoint_every": 50000,
-    "eval_episodes": 20,
-    "out": None,
-    "hyperparams": {},
-}
-"""Every top-level key with its default (``env`` and ``hyperparams.n_timesteps`` are required)."""
+class ConfigError(ValueError):
+    """A config that cannot run: the message names the key, what is allowed, and the source."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -140,101 +57,155 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-class ConfigError(ValueError):
-    """A config that cannot run: the message names the key and what is allowed."""
+# -- schema building blocks -------------------------------------------------------------
+
+def _whole_number(value: Any) -> Any:
+    """rl-zoo writes step counts as ``!!float 1e6``: a whole float is an integer here."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """A checked training config. ``raw`` is the resolved mapping saved with a run."""
+Int = Annotated[int, BeforeValidator(_whole_number)]
+"""An integer; a whole float (``1e6``) counts as one."""
 
-    env: str
-    env_kwargs: dict[str, Any]
-    reward: str
-    reward_kwargs: dict[str, Any]
-    reward_checkpoint: str | None
-    """A saved module (``rewards.save``) to start from instead of ``rewards.make``;
-    ``reward_kwargs`` then override its non-architecture arguments."""
-    reward_frames: str
-    preference: dict[str, Any] | None
+
+def at_least(minimum: int) -> Any:
+    """An integer >= ``minimum``."""
+    return Annotated[Int, Field(ge=minimum)]
+
+
+class Section(BaseModel):
+    """A block of config keys: typed, strict, closed (an unknown key is an error)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True,
+                              validate_assignment=True)
+
+
+class RunConfig(Section):
+    """What every run config has, whatever the algorithm."""
+
     algo: str
-    seed: int
-    device: str
-    vec_env: str
-    checkpoint_every: int
-    eval_episodes: int
-    out: str | None
-    n_timesteps: int
-    n_envs: int
-    policy: str
-    frame_stack: int
-    policy_kwargs: dict[str, Any]
-    ppo_kwargs: dict[str, Any]
-    """PPO constructor arguments other than the policy, schedules still as written."""
-    normalize: dict[str, Any] | None
-    """``VecNormalize`` arguments for reward normalisation, or None for none."""
-    raw: dict[str, Any]
+    seed: at_least(0) = 0
+    """Seeds the environments, the networks and every random draw of the run."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    out: str | None = None
+    """Run folder (default ``outputs/train-...-<time>``)."""
+    checkpoint_every: at_least(1) = 50000
+    eval_episodes: at_least(1) = 20
+    """Episodes of the closing evaluation and the default of ``vmalign eval``."""
 
-    def ppo_arguments(self) -> dict[str, Any]:
-        """PPO keyword arguments with ``lin_X`` schedules turned into functions."""
-        return {key: parse_schedule(key, value) if key in SCHEDULED else value
-                for key, value in self.ppo_kwargs.items()}
+    LENGTH_KEY: ClassVar[str] = ""
+    """The dotted key of the run's length: the one ``--resume`` may change."""
 
-    def policy_arguments(self) -> dict[str, Any]:
-        """``policy_kwargs`` with ``activation_fn`` and ``features_extractor_class``
-        turned from names into classes."""
-        kwargs = copy.deepcopy(self.policy_kwargs)
-        if "features_extractor_class" in kwargs:
-            from agents.encoders import FEATURES_EXTRACTORS
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Reads a config written by an earlier vmalign (a run folder's
+        ``config.yaml``) into this schema's keys; raises ``ValueError`` if it cannot."""
+        return data
 
-            kwargs["features_extractor_class"] = FEATURES_EXTRACTORS[
-                kwargs["features_extractor_class"]]
-        if "activation_fn" in kwargs:
-            from torch import nn
+    @property
+    def total_steps(self) -> int:
+        """What the run counts to (the value of :attr:`LENGTH_KEY`)."""
+        value: Any = self
+        for part in self.LENGTH_KEY.split("."):
+            value = getattr(value, part)
+        return int(value)
 
-            kwargs["activation_fn"] = {
-                "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
-                "gelu": nn.GELU, "silu": nn.SiLU,
-            }[kwargs["activation_fn"]]
-        return kwargs
+    def run_name(self) -> str:
+        """The default run folder's name, ``train-<algo>-<env>-<reward>``."""
+        return "train"
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.raw, sort_keys=False)
+        """The resolved config, as ``RUN/config.yaml`` keeps it (it reloads to the same)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def linear_schedule(initial: float) -> Callable[[float], float]:
-    """rl-zoo's ``lin_X``: X times the fraction of training remaining (1 -> 0)."""
+class EnvFields(Section):
+    """The environment a run trains in (mixed into schemas that have one)."""
 
-    def schedule(progress_remaining: float) -> float:
-        return progress_remaining * initial
+    env: str
+    """A registered id, e.g. ``vmalign/Reach-v0``."""
+    env_kwargs: dict[str, Any] = {}
+    """Arguments of ``gym.make``; checked by building the env once before the run starts."""
 
-    schedule.initial = initial  # type: ignore[attr-defined]
-    return schedule
+    @field_validator("env")
+    @classmethod
+    def _registered(cls, env: str) -> str:
+        # gymnasium's registry, filled by `import envs` (cheap: no MuJoCo until make).
+        import gymnasium as gym
 
+        import envs  # noqa: F401  (registers the vmalign ids)
 
-def parse_schedule(key: str, value: Any) -> float | Callable[[float], float]:
-    """A number stays a constant; ``"lin_X"`` becomes :func:`linear_schedule` (X)."""
-    if isinstance(value, str):
-        match = _LINEAR.match(value)
-        if match:
-            try:
-                return linear_schedule(float(match.group(1)))
-            except ValueError:
-                pass
-        raise ConfigError(f"hyperparams.{key}: {value!r} is not a number or 'lin_<number>' "
-                          f"(e.g. lin_3.0e-4)")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"hyperparams.{key}: expected a number or 'lin_<number>', "
-                          f"got {value!r}")
-    return float(value)
+        if env not in gym.registry:
+            vmalign = sorted(name for name in gym.registry if name.startswith("vmalign/"))
+            raise ValueError(f"unknown env {env!r}; the vmalign ids are {vmalign}")
+        return env
 
 
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Any:
+class RewardFields(Section):
+    """The reward module a run scores its frames with (mixed into schemas that have one)."""
+
+    reward: str = "ground_truth"
+    """Any name in ``rewards.names()``."""
+    reward_kwargs: dict[str, Any] = {}
+    """Arguments of ``rewards.make`` (or, with ``reward_checkpoint``, overrides of the
+    saved module's non-architecture arguments)."""
+    reward_checkpoint: str | None = None
+    """A module saved by ``rewards.save`` / ``vmalign reward-train`` (its ``OUT/reward``)
+    to start from; stored as an absolute path."""
+    reward_frames: Literal["render", "observation"] = "render"
+    """What the reward scores: ``env.render()`` (the reward-model view) or the observation."""
+
+    @field_validator("reward")
+    @classmethod
+    def _known_reward(cls, reward: str) -> str:
+        # The registry alone: module classes (and torch) load on first use.
+        from rewards.registry import names
+
+        if reward not in names():
+            raise ValueError(f"unknown reward {reward!r}; valid names are {names()}")
+        return reward
+
+    @model_validator(mode="after")
+    def _checkpoint_holds_reward(self) -> RewardFields:
+        if self.reward_checkpoint is not None:
+            check_reward_checkpoint(self.reward_checkpoint, self.reward)
+            # Frozen to an absolute path: a resumed run may start from another folder.
+            object.__setattr__(self, "reward_checkpoint",
+                               str(Path(self.reward_checkpoint).resolve()))
+        return self
+
+
+def check_reward_checkpoint(folder: str, reward: str) -> None:
+    """Raises ``ValueError`` unless ``folder`` holds a saved module called ``reward``."""
+    from rewards.durable import read_json_header
+    from rewards.serialization import CONFIG_FILE, FORMAT, VERSION
+
+    if not folder:
+        raise ValueError("reward_checkpoint must be a folder path or null")
+    header_file = Path(folder) / CONFIG_FILE
+    if not header_file.is_file():
+        raise ValueError(f"{folder!r} is not a saved reward module (no {CONFIG_FILE}; "
+                         f"vmalign reward-train writes one to OUT/reward)")
+    header = read_json_header(header_file, FORMAT, VERSION, "a vmalign reward module config")
+    if header.get("module") != reward:
+        raise ValueError(f"{folder!r} holds a {header.get('module')!r} module but reward is "
+                         f"{reward!r}")
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RunConfig:
     """Reads the YAML config at ``path`` (a file, or the name of a shipped config such
     as ``reach_ground_truth``), applies ``key=value`` overrides and checks everything.
 
-    Returns a :class:`TrainConfig` (``algo: ppo``, the default) or, for ``algo:
-    vla-bc | vla-ppo | vla-dpo``, an :class:`agents.vla.config.VLARunConfig`."""
+    Returns the schema of the config's ``algo`` (see :mod:`agents.algorithms`).
+
+    :raises ConfigError: a bad key or value, naming it and its source.
+    :raises FileNotFoundError: no such file or shipped config.
+    """
     file = resolve_config_path(path)
     try:
         data = read_yaml(file.read_text())
@@ -244,12 +215,8 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping of config keys, got {type(data).__name__}")
-    data = apply_overrides(data, overrides)
-    if str(data.get("algo", "ppo")).startswith("vla-"):
-        from agents.vla.config import check_vla_config
-
-        return check_vla_config(data, source=str(file))
-    return check_config(data, source=str(file))
+    data, sources = apply_overrides(data, overrides)
+    return check_config(data, source=str(file), overrides=sources)
 
 
 def resolve_config_path(path: str | os.PathLike[str]) -> Path:
@@ -265,9 +232,12 @@ def resolve_config_path(path: str | os.PathLike[str]) -> Path:
                             f"of the shipped configs: {names}")
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A copy of ``data`` with each ``dotted.key=yaml_value`` set."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
+    """A copy of ``data`` with each ``dotted.key=yaml_value`` set, and which override
+    set each dotted key (so an error can blame the command line, not the file)."""
     data = copy.deepcopy(data)
+    sources: dict[str, str] = {}
     for override in overrides:
         key, sep, text = override.partition("=")
         if not sep or not key:
@@ -281,266 +251,120 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         node = data
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
-            if child is None:
+            if child is None or child is False:  # "preference: false" then preference.x=...
                 child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"override {override!r}: {'.'.join(parts[:depth + 1])} is "
                                   f"{child!r}, not a mapping")
             node = child
         node[parts[-1]] = value
-    return data
+        sources[key] = override
+    return data, sources
 
 
-def check_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Checks a config mapping and fills in defaults; raises :class:`ConfigError`."""
-    unknown = sorted(set(data) - set(TOP_LEVEL_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown}; valid top-level keys are "
-                          f"{sorted(TOP_LEVEL_DEFAULTS)}")
-    merged = {**copy.deepcopy(TOP_LEVEL_DEFAULTS), **copy.deepcopy(data)}
+def check_config(data: dict[str, Any], source: str = "config",
+                 overrides: dict[str, str] | None = None) -> RunConfig:
+    """Validates a config mapping against its algorithm's schema; raises :class:`ConfigError`."""
+    # The table imports every schema, and the schemas import this module.
+    from agents.algorithms import ALGORITHMS
 
-    env = merged["env"]
-    if not isinstance(env, str) or not env:
-        raise ConfigError(f"{source}: 'env' is required: an environment id such as "
-                          f"vmalign/Reach-v0")
-    _check_env_id(env, source)
-    for key in ("env_kwargs", "reward_kwargs", "hyperparams"):
-        if not isinstance(merged[key], dict):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, got {merged[key]!r}")
-    _check_choice(source, "algo", merged["algo"], ALGORITHMS)
-    _check_choice(source, "vec_env", merged["vec_env"], VEC_ENVS)
-    _check_choice(source, "reward_frames", merged["reward_frames"], REWARD_FRAMES)
-    reward = merged["reward"]
-    import rewards
-
-    if reward not in rewards.names():
-        raise ConfigError(f"{source}: unknown reward {reward!r}; valid names are {rewards.names()}")
-    merged["reward_checkpoint"] = _check_reward_checkpoint(source, reward,
-                                                           merged["reward_checkpoint"])
-    for key in ("seed",):
-        merged[key] = _check_int(source, key, merged[key], minimum=0)
-    for key in ("checkpoint_every", "eval_episodes"):
-        merged[key] = _check_int(source, key, merged[key], minimum=1)
-    if not isinstance(merged["device"], str):
-        raise ConfigError(f"{source}: 'device' must be a string (auto, cpu, cuda, cuda:0)")
-    if merged["out"] is not None and not isinstance(merged["out"], str):
-        raise ConfigError(f"{source}: 'out' must be a folder path or null")
-
-    merged["preference"] = _check_preference(source, reward, merged["preference"])
-    hyper = dict(merged["hyperparams"])
-    n_timesteps = hyper.pop("n_timesteps", None)
-    if n_timesteps is None:
-        raise ConfigError(f"{source}: 'hyperparams.n_timesteps' is required (total environment "
-                          f"steps)")
-    n_timesteps = _check_int(source, "hyperparams.n_timesteps", n_timesteps, minimum=1)
-    n_envs = hyper.pop("n_envs", 8)
-    n_envs = _check_int(source, "hyperparams.n_envs", n_envs, minimum=1)
-    policy = hyper.pop("policy", "CnnPolicy")
-    _check_choice(source, "hyperparams.policy", policy, POLICIES)
-    frame_stack = hyper.pop("frame_stack", 1)
-    frame_stack = _check_int(source, "hyperparams.frame_stack", frame_stack, minimum=1)
-    policy_kwargs = hyper.pop("policy_kwargs", {}) or {}
-    if not isinstance(policy_kwargs, dict):
-        raise ConfigError(f"{source}: 'hyperparams.policy_kwargs' must be a mapping, got "
-                          f"{policy_kwargs!r}")
-    activation = policy_kwargs.get("activation_fn")
-    if activation is not None:
-        _check_choice(source, "hyperparams.policy_kwargs.activation_fn", activation, ACTIVATIONS)
-    extractor = policy_kwargs.get("features_extractor_class")
-    if extractor is not None:
-        from agents.encoders import FEATURES_EXTRACTORS
-
-        _check_choice(source, "hyperparams.policy_kwargs.features_extractor_class", extractor,
-                      sorted(FEATURES_EXTRACTORS))
-    extractor_kwargs = policy_kwargs.get("features_extractor_kwargs", {})
-    if not isinstance(extractor_kwargs, dict):
-        raise ConfigError(f"{source}: 'hyperparams.policy_kwargs.features_extractor_kwargs' "
-                          f"must be a mapping, got {extractor_kwargs!r}")
-    normalize = _check_normalize(source, hyper.pop("normalize", False))
-    ppo_kwargs = _check_ppo_kwargs(source, hyper, n_envs)
-    return TrainConfig(
-        env=env, env_kwargs=merged["env_kwargs"], reward=reward,
-        reward_kwargs=merged["reward_kwargs"], reward_checkpoint=merged["reward_checkpoint"],
-        reward_frames=merged["reward_frames"],
-        preference=merged["preference"], algo=merged["algo"], seed=int(merged["seed"]),
-        device=merged["device"], vec_env=merged["vec_env"],
-        checkpoint_every=int(merged["checkpoint_every"]),
-        eval_episodes=int(merged["eval_episodes"]), out=merged["out"],
-        n_timesteps=int(n_timesteps), n_envs=int(n_envs), policy=policy,
-        frame_stack=int(frame_stack), policy_kwargs=policy_kwargs, ppo_kwargs=ppo_kwargs,
-        normalize=normalize, raw=merged,
-    )
-
-
-def _check_normalize(source: str, value: Any) -> dict[str, Any] | None:
-    """``hyperparams.normalize`` as ``VecNormalize`` keyword arguments (None: off)."""
-    key = "hyperparams.normalize"
-    if isinstance(value, bool):
-        return {"clip_reward": 10.0} if value else None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source}: {key} must be true, false or a mapping with keys "
-                          f"norm_reward and clip_reward, got {value!r}")
-    unknown = sorted(set(value) - {"norm_obs", "norm_reward", "clip_reward"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {key}.{unknown}; valid keys are "
-                          f"['clip_reward', 'norm_obs', 'norm_reward']")
-    if value.get("norm_obs", False) is not False:
-        raise ConfigError(f"{source}: {key}.norm_obs must be false: observations are "
-                          f"pixels, which the CNN policy scales itself")
-    norm_reward = value.get("norm_reward", True)
-    if not isinstance(norm_reward, bool):
-        raise ConfigError(f"{source}: {key}.norm_reward must be true or false, "
-                          f"got {norm_reward!r}")
-    clip = value.get("clip_reward", 10.0)
-    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
-        raise ConfigError(f"{source}: {key}.clip_reward must be a number > 0, got {clip!r}")
-    return {"clip_reward": float(clip)} if norm_reward else None
-
-
-def _check_reward_checkpoint(source: str, reward: str, folder: Any) -> str | None:
-    """The saved module's folder, checked to hold a module called ``reward``."""
-    if folder is None:
-        return None
-    if not isinstance(folder, str) or not folder:
-        raise ConfigError(f"{source}: 'reward_checkpoint' must be a folder path or null, "
-                          f"got {folder!r}")
-    from rewards.durable import read_json_header
-    from rewards.serialization import CONFIG_FILE, FORMAT, VERSION
-
-    header_file = Path(folder) / CONFIG_FILE
-    if not header_file.is_file():
-        raise ConfigError(f"{source}: reward_checkpoint {folder!r} is not a saved reward module "
-                          f"(no {CONFIG_FILE}; vmalign reward-train writes one to OUT/reward)")
+    overrides = overrides or {}
+    algo = data.get("algo", "ppo")
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"{_blame('algo', source, overrides)}: algo {algo!r} is not allowed; "
+                          f"choose one of {list(ALGORITHMS)}")
+    schema = ALGORITHMS[algo].schema
     try:
-        header = read_json_header(header_file, FORMAT, VERSION, "a vmalign reward module config")
+        data = schema.upgrade(data)
     except ValueError as error:
-        raise ConfigError(f"{source}: reward_checkpoint: {error}") from None
-    if header.get("module") != reward:
-        raise ConfigError(f"{source}: reward_checkpoint {folder!r} holds a "
-                          f"{header.get('module')!r} module but reward is {reward!r}")
-    return str(Path(folder).resolve())
+        raise ConfigError(f"{source}: {error}") from None
+    _refuse_unknown_keys(schema, data, "", source, overrides)
+    try:
+        return schema.model_validate({**data, "algo": algo})
+    except ValidationError as error:
+        raise ConfigError(_describe(error, schema, source, overrides)) from None
 
 
-def _check_env_id(env: str, source: str) -> None:
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the vmalign ids)
-
-    if env not in gym.registry:
-        vmalign = sorted(name for name in gym.registry if name.startswith("vmalign/"))
-        raise ConfigError(f"{source}: unknown env {env!r}; the vmalign ids are {vmalign}")
-
-
-def _check_preference(source: str, reward: str, section: Any) -> dict[str, Any] | None:
-    if section is False:
-        return None  # "preference: false": a preference reward trained elsewhere, no loop
-    if section is None:
-        return dict(PREFERENCE_DEFAULTS) if reward == "preference" else None
-    if reward != "preference":
-        raise ConfigError(f"{source}: a 'preference' section needs reward: preference "
-                          f"(got reward: {reward})")
-    merged = check_section(source, "preference", section, PREFERENCE_DEFAULTS)
-    from rewards.query import PAIRINGS, QUERY_METHODS
-    from rewards.teachers import TEACHER_PRESETS
-
-    _check_choice(source, "preference.teacher", merged["teacher"], [*TEACHER_PRESETS, "clip"])
-    _check_choice(source, "preference.query", merged["query"], QUERY_METHODS)
-    _check_choice(source, "preference.pairing", merged["pairing"], PAIRINGS)
-    if not isinstance(merged["teacher_kwargs"], dict):
-        raise ConfigError(f"{source}: 'preference.teacher_kwargs' must be a mapping")
-    for key in ("total_queries", "initial_queries"):
-        merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=0)
-    for key in ("queries_per_round", "update_every", "segment", "pool_factor", "epochs",
-                "buffer_steps"):
-        merged[key] = _check_int(source, f"preference.{key}", merged[key], minimum=1)
-    if isinstance(merged["lr"], bool) or not isinstance(merged["lr"], (int, float)) \
-            or not merged["lr"] > 0:
-        raise ConfigError(f"{source}: preference.lr must be a number > 0, got {merged['lr']!r}")
-    if merged["train_pairs"] is not None:
-        try:
-            merged["train_pairs"] = _check_int(source, "preference.train_pairs",
-                                               merged["train_pairs"], minimum=1)
-        except ConfigError as error:
-            raise ConfigError(f"{error} (or null: train on every label)") from None
-    if merged["initial_labels"] is not None:
-        merged["initial_labels"] = _check_store_folder(source, merged["initial_labels"])
-    if merged["buffer_steps"] <= merged["segment"]:
-        raise ConfigError(f"{source}: preference.buffer_steps ({merged['buffer_steps']}) must be "
-                          f"more than preference.segment ({merged['segment']})")
-    return merged
+def _refuse_unknown_keys(schema: type[BaseModel], data: Any, prefix: str, source: str,
+                         overrides: dict[str, str]) -> None:
+    """An unknown key anywhere in the schema's sections: named, with the valid keys."""
+    if not isinstance(data, dict) or schema.model_config.get("extra") != "forbid":
+        return
+    fields = schema.model_fields
+    for key in data:
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{_blame(dotted, source, overrides)}: unknown key "
+                              f"{dotted!r}; valid keys{' of ' + prefix[:-1] if prefix else ''} "
+                              f"are {sorted(fields)}")
+        for section in _sections(fields[key].annotation):
+            _refuse_unknown_keys(section, data[key], f"{dotted}.", source, overrides)
 
 
-def _check_store_folder(source: str, value: Any) -> str:
-    """``preference.initial_labels``: an existing, non-empty preference store."""
-    from rewards.preference_store import HEADER_FILE
-
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise ConfigError(f"{source}: preference.initial_labels must be a folder path, got {value!r}")
-    if not (Path(value) / HEADER_FILE).is_file():
-        raise ConfigError(f"{source}: preference.initial_labels: {value} is not a preference "
-                          f"store (a folder with {HEADER_FILE}, such as reward-train's "
-                          f"OUT/preferences or a training run's preferences/)")
-    return str(value)
+def _sections(annotation: Any) -> list[type[BaseModel]]:
+    """The :class:`Section` types an annotation admits (``X``, ``X | None``, ``bool | X``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [arg for arg in getattr(annotation, "__args__", ())
+            if isinstance(arg, type) and issubclass(arg, BaseModel)]
 
 
-def check_section(source: str, name: str, section: Any, defaults: dict[str, Any]) -> dict[str, Any]:
-    """A config section (a mapping, or null for all defaults) merged over ``defaults``;
-    an unknown key stops with the valid ones listed."""
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{source}: '{name}' must be a mapping, got {section!r}")
-    unknown = sorted(set(section) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {name}.{unknown}; valid keys are "
-                          f"{sorted(defaults)}")
-    return {**copy.deepcopy(defaults), **section}
+def _blame(dotted: str, source: str, overrides: dict[str, str]) -> str:
+    """The command-line override that set ``dotted`` (or a key above it), else the file."""
+    parts = dotted.split(".")
+    for depth in range(len(parts), 0, -1):
+        override = overrides.get(".".join(parts[:depth]))
+        if override is not None:
+            return f"command-line override {override!r}"
+    return source
 
 
-def _check_ppo_kwargs(source: str, hyper: dict[str, Any], n_envs: int) -> dict[str, Any]:
-    from stable_baselines3 import PPO
-
-    signature = inspect.signature(PPO.__init__).parameters
-    allowed = sorted(set(signature) - _PPO_RESERVED)
-    unknown = sorted(set(hyper) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) hyperparams.{unknown}; valid keys are "
-                          f"{sorted([*_ZOO_KEYS, *allowed])}")
-    for key in SCHEDULED:
-        if key in hyper and hyper[key] is not None:
-            parse_schedule(key, hyper[key])
-    for key in ("n_steps", "batch_size", "n_epochs"):
-        if key in hyper:
-            hyper[key] = _check_int(source, f"hyperparams.{key}", hyper[key], minimum=1)
-    for key in ("gamma", "gae_lambda"):
-        if key in hyper and not (isinstance(hyper[key], (int, float)) and 0 <= hyper[key] <= 1):
-            raise ConfigError(f"{source}: hyperparams.{key} must be a number in [0, 1], got "
-                              f"{hyper[key]!r}")
-    for key in ("ent_coef", "vf_coef", "max_grad_norm"):
-        if key in hyper and not (isinstance(hyper[key], (int, float)) and hyper[key] >= 0):
-            raise ConfigError(f"{source}: hyperparams.{key} must be a number >= 0, got "
-                              f"{hyper[key]!r}")
-    n_steps = hyper.get("n_steps", signature["n_steps"].default)
-    batch_size = hyper.get("batch_size", signature["batch_size"].default)
-    if n_steps * n_envs < 2:
-        raise ConfigError(f"{source}: hyperparams.n_steps x n_envs must be > 1 (PPO normalises "
-                          f"advantages over the rollout), got {n_steps} x {n_envs}")
-    if batch_size > n_steps * n_envs:
-        raise ConfigError(f"{source}: hyperparams.batch_size ({batch_size}) is larger than a "
-                          f"rollout (n_steps x n_envs = {n_steps * n_envs})")
-    return hyper
+_MESSAGES = {
+    "missing": "is required",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "literal_error": "must be one of {expected}",
+    "greater_than": "must be > {gt:g}",
+    "greater_than_equal": "must be >= {ge:g}",
+    "less_than": "must be < {lt:g}",
+    "less_than_equal": "must be <= {le:g}",
+}
+"""pydantic's error types in the project's words (others keep pydantic's message)."""
 
 
-def _check_choice(source: str, key: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{source}: {key}: {value!r} is not allowed; choose one of "
-                          f"{list(choices)}")
+def _describe(error: ValidationError, schema: type[BaseModel], source: str,
+              overrides: dict[str, str]) -> str:
+    """pydantic's errors as one line per key: where the value came from, which key,
+    what is wrong and the value given."""
+    lines = []
+    for item in error.errors(include_url=False):
+        dotted = _config_key(schema, item["loc"])
+        message = _MESSAGES.get(item["type"], item["msg"].removeprefix("Value error, "))
+        message = message.format(**item.get("ctx", {}))
+        if item["type"] not in ("value_error", "missing") and "input" in item:
+            message += f", got {item['input']!r}"
+        where = _blame(dotted, source, overrides)
+        lines.append(f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}")
+    return "\n".join(dict.fromkeys(lines))
 
 
-def _check_int(source: str, key: str, value: Any, minimum: int) -> int:
-    """``value`` as an int; whole floats are accepted (rl-zoo writes ``!!float 1e6``)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{source}: {key} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _config_key(schema: type[BaseModel], location: tuple[Any, ...]) -> str:
+    """The dotted config key of a pydantic error location, without the union members
+    and validator names pydantic adds to it."""
+    keys: list[str] = []
+    model: type[BaseModel] | None = schema
+    for part in location:
+        if isinstance(part, int):
+            keys.append(str(part))
+        elif model is not None and part in model.model_fields:
+            keys.append(part)
+            sections = _sections(model.model_fields[part].annotation)
+            model = sections[0] if sections else None
+        elif model is None:
+            keys.append(str(part))  # a key inside a plain mapping
+    return ".".join(keys)

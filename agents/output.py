@@ -1,11 +1,20 @@
-"""Output folders for runs: fresh ones, never a folder that already holds files."""
+"""What runs write for people: fresh output folders (never one that already holds
+files), and videos, plots and JSON files written atomically (an interrupted write
+never leaves a truncated file under the final name)."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import imageio.v2 as imageio
+import numpy as np
+
+from rewards.durable import atomic_save
 
 
 def make_output_dir(requested: str | os.PathLike[str] | None = None, prefix: str = "run") -> Path:
@@ -31,15 +40,29 @@ def make_output_dir(requested: str | os.PathLike[str] | None = None, prefix: str
         candidate = base.with_name(f"{base.name}-{suffix}")
 
 
-def save_atomically(path: Path, save: Callable[[Path], object]) -> None:
-    """``save(partial_path)`` then a rename onto ``path``: an interrupted save never
-    leaves a truncated file (a video, a plot) under the final name. The partial name
-    keeps the suffix, which is how plotting and video libraries pick the format."""
-    path = Path(path)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
-    try:
-        save(partial)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, default=str)
+    atomic_save(Path(path), lambda partial: partial.write_text(text))
+
+
+def write_video(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
+    """Writes ``frames`` (uint8 (H, W, 3) each) as an H.264 MP4, atomically."""
+    def encode(partial: Path) -> None:
+        # macro_block_size=1: keep the true frame size instead of imageio's
+        # rescale to multiples of 16; _even_size pads for yuv420p instead.
+        with imageio.get_writer(
+            partial, fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error"
+        ) as writer:
+            for frame in frames:
+                writer.append_data(_even_size(frame))
+
+    atomic_save(path, encode)
+
+
+def _even_size(frame: np.ndarray) -> np.ndarray:
+    """Pads odd heights/widths by one edge pixel: H.264 in yuv420p needs even sizes."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if pad_h or pad_w:
+        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frame

@@ -1,4 +1,5 @@
-"""Render each environment's scripted expert to MP4 videos and a contact sheet.
+"""Render each environment's scripted expert to MP4 videos and a contact sheet
+(what ``vmalign preview``, :mod:`agents.cli.preview`, runs).
 
 For every environment id (default: all of envs.ENV_IDS) this runs one seeded
 episode of the scripted expert, envs.experts.expert_policy, and writes
@@ -11,21 +12,20 @@ numbered suffix is made next to it instead.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from agents.output import make_output_dir, save_atomically
+import envs
+from agents.output import make_output_dir, write_video
+from rewards.durable import atomic_save
 
 Policy = Callable[[Any], Any]
 """Maps an observation to an action."""
@@ -80,9 +80,7 @@ def expert_policy_factory(env: gym.Env) -> Policy:
 
 
 def known_env_ids() -> tuple[str, ...]:
-    """Every id the ``envs`` package registers; importing it registers them."""
-    import envs
-
+    """Every id the ``envs`` package registers."""
     return tuple(envs.ENV_IDS)
 
 
@@ -150,32 +148,6 @@ def _render(env: gym.Env, env_id: str) -> np.ndarray:
     return frame.astype(np.uint8, copy=False)
 
 
-def write_video(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
-    """Writes ``frames`` as an H.264 MP4, atomically.
-
-    The file is written under a temporary name and renamed when complete, so an
-    interrupted run never leaves a truncated video under the final name.
-    """
-    def encode(partial: Path) -> None:
-        # macro_block_size=1: keep the true frame size instead of imageio's
-        # rescale to multiples of 16; _even_size pads for yuv420p instead.
-        with imageio.get_writer(
-            partial, fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error"
-        ) as writer:
-            for frame in frames:
-                writer.append_data(_even_size(frame))
-
-    save_atomically(path, encode)
-
-
-def _even_size(frame: np.ndarray) -> np.ndarray:
-    """Pads odd heights/widths by one edge pixel: H.264 in yuv420p needs even sizes."""
-    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
-    if pad_h or pad_w:
-        frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return frame
-
-
 def write_contact_sheet(episodes: Sequence[EpisodeResult], path: Path, size: int) -> None:
     """Writes a PNG with one labelled row of first/middle/last frames per episode.
 
@@ -201,7 +173,7 @@ def write_contact_sheet(episodes: Sequence[EpisodeResult], path: Path, size: int
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             sheet.paste(image, (column * size, top + LABEL_HEIGHT))
-    save_atomically(path, lambda partial: sheet.save(partial, format="PNG"))
+    atomic_save(path, lambda partial: sheet.save(partial, format="PNG"))
 
 
 def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
@@ -241,8 +213,11 @@ def run_preview(
         :func:`expert_policy_factory`.
     :param log: receives the progress lines.
     :raises UnknownEnvError: before anything is written, if an id is not registered.
+    :raises ValueError: before anything is written, if an env refuses ``size``.
     """
     ids = resolve_env_ids(env_ids)
+    for env_id in ids:  # a size an env refuses fails here, before the folder exists
+        gym.make(env_id, render_mode="rgb_array", render_size=size).close()
     factory = policy_factory or expert_policy_factory
     out = make_output_dir(out_dir, prefix="preview")
     log(f"vmalign preview: writing to {out}")
@@ -260,49 +235,3 @@ def run_preview(
     write_contact_sheet(episodes, sheet, size=size)
     log(f"vmalign preview: done, {len(episodes)} env(s) in {out.resolve()}")
     return PreviewResult(out_dir=out, episodes=episodes, contact_sheet=sheet)
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``vmalign preview``'s options to ``parser``."""
-    parser.add_argument(
-        "--env",
-        dest="env_ids",
-        metavar="ID",
-        nargs="+",
-        action="extend",
-        default=None,
-        help="environment id(s) to preview (repeatable; default: every registered env)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="output folder (default: outputs/preview-<YYYYmmdd-HHMMSS>)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="reset seed (default: 0)")
-    parser.add_argument(
-        "--size",
-        type=_positive_int,
-        default=DEFAULT_SIZE,
-        metavar="PX",
-        help=f"frame size in pixels (default: {DEFAULT_SIZE})",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``vmalign preview``; returns 2 for an unknown environment id."""
-    try:
-        run_preview(args.env_ids, args.out, seed=args.seed, size=args.size)
-    except UnknownEnvError as error:
-        print(f"vmalign preview: error: {error}", file=sys.stderr)
-        return 2
-    return 0

@@ -25,18 +25,26 @@ POLICY_HELP = "expert, random, or noisy(P): the expert with each action random w
 
 @dataclasses.dataclass
 class Episode:
-    """One recorded episode; arrays are indexed by step (the frame after each action)."""
+    """One recorded episode (or a stretch of one); arrays are indexed by step.
+
+    The one episode record of ``agents``: scripted rollouts (this module), the online
+    preference loop's recent steps, evaluation episodes and the VLA's rollouts all
+    fill it, and :mod:`rewards.query` and the teachers read it. Fields a recorder
+    does not keep stay None."""
 
     frames: np.ndarray
-    """uint8 (T, H, W, 3): ``env.render()`` after each step."""
+    """uint8 (T, H, W, 3): ``env.render()`` (or the observation) after each step;
+    empty (0, 1, 1, 3) when frames were not recorded."""
     env_rewards: np.ndarray
     """float32 (T,): the environment's (ground-truth) reward."""
-    progress: np.ndarray
-    """float32 (T,): ``info["progress"]`` after each step."""
-    success: bool
-    instruction: str
-    policy: str
-    seed: int
+    instruction: str = ""
+    progress: np.ndarray | None = None
+    """float32 (T,): ``info["progress"]`` after each step (NaN where not reported)."""
+    success: bool | None = None
+    """``info["is_success"]`` at the last step (None where the env does not say)."""
+    policy: str = ""
+    """The policy that played it (``expert``, ``noisy(0.3)``, ``random``, ``vla``...)."""
+    seed: int | None = None
     step_success: np.ndarray | None = None
     """bool (T,): ``info["is_success"]`` after each step."""
     actions: np.ndarray | None = None
@@ -44,6 +52,30 @@ class Episode:
     observations: np.ndarray | None = None
     """The observation each action was chosen on (before the step), kept by
     ``keep_observations``."""
+    action_indices: np.ndarray | None = None
+    """A VLA policy's action bins (per dimension) or action ids, one row per step."""
+    action_masks: np.ndarray | None = None
+    """bool (T, n): the legal actions of a discrete env at each step."""
+    first_frame: np.ndarray | None = None
+    """The frame at reset, before the first step (kept for videos)."""
+    done: bool = True
+    """False when the recording stopped before the episode ended (a step cap)."""
+
+    def __len__(self) -> int:
+        return len(self.env_rewards)
+
+    @property
+    def ground_truth_return(self) -> float:
+        return float(np.sum(self.env_rewards))
+
+    def video_frames(self) -> list[np.ndarray]:
+        """The reset frame (if kept) and every step's frame, for a video."""
+        first = [] if self.first_frame is None else [self.first_frame]
+        return first + list(self.frames)
+
+
+NO_FRAMES = np.zeros((0, 1, 1, 3), np.uint8)
+"""``Episode.frames`` of an episode recorded without frames."""
 
 
 def parse_policy(name: str) -> float:
@@ -94,7 +126,7 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
         progress.append(info.get("progress", np.nan))
         successes.append(bool(info.get("is_success", False)))
     return Episode(
-        frames=np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8),
+        frames=np.stack(frames) if frames else NO_FRAMES,
         env_rewards=np.asarray(env_rewards, np.float32),
         progress=np.asarray(progress, np.float32),
         success=bool(info.get("is_success", False)),

@@ -3,7 +3,7 @@
 Prints one JSON line. For each module, on the same batch of frames (one per env):
 
 - ``bare_fps``: the module called on the whole batch (the reference);
-- ``wrapper_fps``: the batch scored through ``agents.reward_wrappers.VecRewardWrapper``
+- ``wrapper_fps``: the batch scored through ``agents.sb3.reward_wrappers.VecRewardWrapper``
   over a vector env that returns pre-rendered frames at no cost, so only the
   wrapper's own work is added; ``wrapper_overhead`` = 1 - wrapper_fps / bare_fps
   (target <= 0.10);
@@ -41,7 +41,7 @@ DEFAULT_MODULES = (
 
 def parse_module(spec: str) -> tuple[str, dict[str, Any]]:
     """``'clip:alpha=0.5,model="ViT-B-32"'`` -> (``"clip"``, kwargs)."""
-    from agents.reward_eval import parse_reward_args
+    from agents.cli.arguments import parse_key_values as parse_reward_args
 
     name, _, rest = spec.partition(":")
     return name, parse_reward_args([item for item in rest.split(",") if item])
@@ -62,7 +62,7 @@ def make_frozen_venv(frames: np.ndarray, instructions: list[str]) -> Any:
     from gymnasium import spaces
     from stable_baselines3.common.vec_env import VecEnv
 
-    from agents.reward_wrappers import FRAME_KEY
+    from agents.sb3.reward_wrappers import FRAME_KEY
 
     class FrozenVecEnv(VecEnv):
         def __init__(self) -> None:
@@ -118,7 +118,7 @@ def main() -> None:
     import envs  # noqa: F401
     import gymnasium as gym
     import rewards
-    from agents.reward_wrappers import VecRewardWrapper
+    from agents.sb3.reward_wrappers import VecRewardWrapper
 
     env = gym.make("vmalign/Push-v0", render_mode="rgb_array", render_size=args.size)
     frames, instructions = [], []

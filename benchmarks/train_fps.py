@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def timed_run(config_name: str, overrides: list[str], reward: str, steps: int) -> dict:
     from agents.config import load_config
-    from agents.train import train
+    from agents.runs import train
 
     # The online preference loop is off: this measures the per-step reward cost.
     if reward == "preference":

@@ -9,9 +9,12 @@ CPU-only machine.
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import mujoco
@@ -30,22 +33,104 @@ _COARSE_MAX_SIZE = 128
 """Views up to this many pixels keep the model's coarse tessellation."""
 
 
-def _load_triton_before_mesa() -> None:
-    """Imports triton, when installed, before the first GL context exists.
+def _import_triton_safely() -> None:
+    """Imports triton, when installed, so that a later ``import triton`` cannot crash.
 
     Mesa's software rasteriser (llvmpipe) and triton (which CUDA builds of torch
     install, and which torch's optimisers import on their first step) each carry
-    their own LLVM. Loaded in that order, triton's LLVM binds to Mesa's symbols and
-    the process dies with a segmentation fault at the first ``optimizer.step()``
-    after a frame was rendered; loaded the other way round, both work. Costs about
-    0.1 s, once per process, and nothing where triton is absent.
+    their own LLVM, and they do not mix by default:
+
+    - Mesa's DRI loader opens its driver (``swrast_dri.so``, linked to the system
+      ``libLLVM-<N>.so``) with ``RTLD_GLOBAL``, so once any code in the process has
+      made a Mesa GL context, the system LLVM's symbols are global.
+    - ``libtriton.so`` contains a statically linked, newer LLVM whose symbols it also
+      exports. The dynamic linker binds a library's references to the first
+      definition in the global scope, so a ``libtriton.so`` loaded after Mesa's LLVM
+      has its own LLVM calls bound to Mesa's: its static initialisers then mix the two
+      LLVMs' objects and the process dies with a segmentation fault inside
+      ``dlopen``. Seen with triton 3.8 and Mesa's LLVM 15: triton's
+      ``PassBuilder.cpp`` initialiser calls ``llvm::DebugCounter::instance()``,
+      which resolves to libLLVM-15's, and then grows that LLVM 15 object as if it
+      had triton's LLVM's layout: ``free()`` of a garbage pointer.
+
+    Loaded before Mesa, triton is safe (Python opens extension modules with
+    ``RTLD_LOCAL``, so triton's symbols never reach Mesa). That is the normal case
+    here: vmalign calls this before it makes each GL context, and the first call
+    imports triton (about 0.1 s, once per process; nothing where triton is absent).
+
+    But another library may have made the process's first GL context (Gymnasium's
+    own MuJoCo envs, dm_control, ...). Then the system LLVM is already global, and
+    a plain ``import triton`` would crash right here. So in that case we first open
+    ``libtriton.so`` with ``RTLD_DEEPBIND``, which makes the dynamic linker bind
+    triton's references to triton's own definitions before the global ones; the
+    ``import triton`` that follows (ours, or torch's) reuses that already-loaded
+    library. Triton then works as usual (its LLVM compiles, torch finds it), and Mesa
+    keeps rendering. ``RTLD_DEEPBIND`` is used only in this case, where the
+    alternative is a certain crash, because it also keeps a malloc preloaded with
+    ``LD_PRELOAD`` (tcmalloc, jemalloc) from applying to triton's own calls.
+
+    Not covered: a process where another library renders first and then torch
+    imports triton before any vmalign env is made; that crashes without vmalign too.
     """
     if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
         return
+    if _system_llvm_loaded():
+        if not _open_libtriton_deepbind():
+            # No RTLD_DEEPBIND (not glibc) or no libtriton.so where expected:
+            # importing triton now would crash the process, so leave it alone.
+            _warn_triton_unsafe()
+            return
     try:
         import triton  # noqa: F401
     except Exception:  # a broken triton install must not stop rendering
         pass
+
+
+def _system_llvm_loaded() -> bool:
+    """Whether a shared ``libLLVM`` (Mesa's llvmpipe links one) is already loaded."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("/libLLVM" in line for line in maps)
+    except OSError:  # not Linux: no Mesa llvmpipe to collide with
+        return False
+
+
+def _open_libtriton_deepbind() -> bool:
+    """Loads triton's native library with RTLD_DEEPBIND; False when that is impossible."""
+    deepbind = getattr(os, "RTLD_DEEPBIND", None)
+    spec = importlib.util.find_spec("triton")
+    if deepbind is None or spec is None or spec.origin is None:
+        return False
+    libraries = glob.glob(os.path.join(os.path.dirname(spec.origin), "_C", "libtriton*.so"))
+    if not libraries:
+        return False
+    try:
+        for library in libraries:
+            # The handle is dropped on purpose: ctypes never unloads a library, and the
+            # import of triton._C.libtriton then reuses this one.
+            ctypes.CDLL(library, mode=os.RTLD_NOW | os.RTLD_LOCAL | deepbind)
+    except OSError:
+        return False
+    return True
+
+
+_triton_warned = False
+
+
+def _warn_triton_unsafe() -> None:
+    global _triton_warned
+    if not _triton_warned:
+        _triton_warned = True
+        warnings.warn(
+            "another library created an OpenGL context with Mesa's software renderer "
+            "before vmalign could import triton, and triton cannot be isolated from "
+            "Mesa's LLVM on this platform; importing triton from now on (torch does on "
+            "its first optimizer.step()) will crash the process. Import triton, or "
+            "create a vmalign environment, before any other MuJoCo rendering, or "
+            "uninstall triton on CPU-only machines.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 class CameraView:
@@ -63,7 +148,7 @@ class CameraView:
             raise ValueError(f"unknown camera {camera!r}; this model has cameras {names}")
         self.size = size
         self.camera = camera
-        _load_triton_before_mesa()
+        _import_triton_safely()
         global_, quality = model.vis.global_, model.vis.quality
         saved = (global_.offwidth, global_.offheight, quality.numslices, quality.numstacks)
         global_.offwidth, global_.offheight = size, size

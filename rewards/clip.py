@@ -13,9 +13,10 @@ similarity of image and goal); ``alpha = 1`` keeps only the component of ``s - g
 along ``g - b``, so what the goal and the neutral baseline share (the scene, the
 robot) no longer counts.
 
-Frames are resized keeping their aspect ratio (VLM-RM squashed them), normalised
-with the model's mean and standard deviation, and embedded in batches on the
-device, in fp16 autocast on CUDA. Text embeddings are cached per prompt.
+Frames are resized keeping their aspect ratio by default, or squashed to the
+model's input exactly as VLM-RM did (``resize_mode="squash"``, for parity with its
+rewards), normalised with the model's mean and standard deviation, and embedded in
+batches on the device, in fp16 autocast on CUDA. Text embeddings are cached per prompt.
 
 Weights: an open_clip model name with a pretrained tag (downloaded through
 open_clip; needs network or the Hugging Face cache), a local weights file
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rewards import arguments
 from rewards.base import RewardModel, check_frames
 from rewards.device import get_device
 from rewards.registry import register
@@ -46,9 +48,11 @@ from rewards.registry import register
 DEFAULT_BASELINE_PROMPTS: tuple[str, ...] = ("a robot arm and objects on a table",)
 """A neutral description of the manipulation scenes: what every goal shares."""
 
-RESIZE_MODES = ("shortest", "longest")
+RESIZE_MODES = ("shortest", "longest", "squash")
 """``"shortest"``: scale the shortest side to the model's input and centre-crop
-(CLIP's own preprocessing); ``"longest"``: fit the whole frame and pad with black."""
+(CLIP's own preprocessing); ``"longest"``: fit the whole frame and pad with black;
+``"squash"``: resize the whole frame to the model's input, ignoring its aspect ratio,
+as VLM-RM did (see :func:`resize_squash`)."""
 
 TINY_MODEL_CONFIG: dict[str, Any] = {
     "embed_dim": 32,
@@ -90,6 +94,29 @@ def vlm_rm_reward(
     return 1.0 - 0.5 * (projected * projected).sum(-1)
 
 
+def resize_squash(
+    images: torch.Tensor, size: tuple[int, int], interpolation: str = "bicubic"
+) -> torch.Tensor:
+    """Resizes ``(B, C, H, W)`` uint8 images to float ``size`` images in [0, 1], whole
+    and distorted, as VLM-RM's preprocessing did (``CLIPEmbed`` in its
+    ``reward_model.py``, with ``image_transform`` of its ``contrib/open_clip/transform.py``).
+
+    Its steps: uint8 -> float / 255, then torchvision ``Resize((S, S), BICUBIC)`` on
+    the tensor (its ``CenterCrop(S)`` after that cuts nothing). VLM-RM pins torch 2.0.1,
+    so torchvision 0.15, whose tensor ``Resize`` does not antialias (its default
+    ``antialias=None`` meant False for tensors; 0.17 changed the default to True):
+    frames larger than the model's input are subsampled, not averaged. Nor is the
+    bicubic overshoot clamped to [0, 1]. Both are reproduced here. VLM-RM always used
+    bicubic and OpenAI's mean and std; :class:`ClipReward` uses the model's own
+    interpolation and statistics, which are those for OpenAI's weights.
+    """
+    images = images.float() / 255.0
+    if images.shape[-2:] == size:
+        return images
+    return F.interpolate(images, size=size, mode=interpolation, align_corners=False,
+                         antialias=False)
+
+
 def resize_keep_aspect(
     images: torch.Tensor,
     size: tuple[int, int],
@@ -105,8 +132,9 @@ def resize_keep_aspect(
     its horizontal and vertical passes, like PIL); float images come back clamped to
     [0, 255].
     """
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    if mode not in ("shortest", "longest"):
+        raise ValueError(f"resize mode must be one of ['shortest', 'longest'], got {mode!r} "
+                         f"(resize_squash squashes)")
     height, width = images.shape[-2:]
     target_h, target_w = size
     scales = (target_h / height, target_w / width)
@@ -158,8 +186,16 @@ class ClipReward(RewardModel):
         episode instruction as its one goal prompt.
     :param baseline_prompts: neutral descriptions of the scene (default
         :data:`DEFAULT_BASELINE_PROMPTS`).
-    :param resize_mode: ``"shortest"`` (default; centre crop, CLIP's own
-        preprocessing) or ``"longest"`` (whole frame, padded); see :data:`RESIZE_MODES`.
+    :param resize_mode: how frames become the model's square input (see
+        :data:`RESIZE_MODES`): ``"shortest"`` (default; scaled keeping the aspect ratio
+        and centre-cropped, CLIP's own preprocessing), ``"longest"`` (whole frame,
+        padded with black) or ``"squash"`` (whole frame resized to the input size,
+        distorting it, exactly as VLM-RM did: for parity with its rewards; see
+        :func:`resize_squash`). On non-square frames "squash" keeps the sides that
+        "shortest" crops away and narrows (or flattens) everything, so the rewards
+        differ. On square frames they nearly agree, and exactly at the model's input
+        size: "shortest" resizes uint8 pixels on the CPU (rounding between passes, like
+        PIL) and antialiases when shrinking; VLM-RM's resize did neither.
     :param batch_size: frames per model call (default 64).
     :param device: torch device (see :func:`rewards.device.get_device`); default CUDA
         when available. Not saved: a loaded module picks its device anew.
@@ -184,23 +220,16 @@ class ClipReward(RewardModel):
         batch_size: int = 64,
         device: str | None = None,
     ) -> None:
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-        if resize_mode not in RESIZE_MODES:
-            raise ValueError(
-                f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r} (squashing "
-                f"frames to a square, as VLM-RM did, distorts them and is not offered)"
-            )
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.alpha = float(alpha)
+        # Every argument is checked before any model is built (see rewards.arguments).
+        self.alpha = arguments.number("alpha", alpha, 0.0, 1.0)
+        self.resize_mode = arguments.choice("resize_mode", resize_mode, RESIZE_MODES)
+        self.batch_size = arguments.integer("batch_size", batch_size, 1)
         self.goal_prompts = (None if goal_prompts is None
                              else _prompt_list(goal_prompts, "goal_prompts"))
         self.baseline_prompts = _prompt_list(baseline_prompts, "baseline_prompts")
-        self.resize_mode = resize_mode
-        self.batch_size = int(batch_size)
-        self.model_name = model
-        self.pretrained = pretrained
+        self.model_name = arguments.text("model", model)
+        self.pretrained = arguments.optional_text("pretrained", pretrained)
+        arguments.optional_path("checkpoint", checkpoint)
         self.checkpoint = None if checkpoint is None else str(Path(checkpoint).resolve())
         self.model_config = None if model_config is None else _read_model_config(model_config)
         self.device = get_device(device)
@@ -228,11 +257,15 @@ class ClipReward(RewardModel):
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``(B, H, W, 3)`` frames -> the model's normalised input ``(B, 3, h, w)``
-        on the device, resized without distortion (see ``resize_mode``)."""
+        on the device, resized as ``resize_mode`` says."""
         frames = check_frames(frames)
         images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
         # (B, 3, H, W) view of channels-last memory: the layout uint8 resampling is fast in.
         images = images.permute(0, 3, 1, 2)
+        if self.resize_mode == "squash":
+            # VLM-RM's exact float path (no fast uint8 resampling: parity is the point).
+            images = resize_squash(images, self.image_size, self.interpolation)
+            return (images - self._mean) / self._std
         images = resize_keep_aspect(images, self.image_size, self.resize_mode, self.interpolation)
         return (images.float() / 255.0 - self._mean) / self._std
 
@@ -473,6 +506,9 @@ def _prompt_list(prompts: Sequence[str], name: str) -> list[str]:
     """``prompts`` as a non-empty list of strings, or a ``ValueError`` naming ``name``."""
     if isinstance(prompts, str):
         raise ValueError(f"{name} must be a list of strings, not one string: [{prompts!r}]")
+    if not isinstance(prompts, Sequence):
+        raise ValueError(f"{name} must be a non-empty list of strings, got {prompts!r:.200} "
+                         f"({type(prompts).__name__})")
     result = list(prompts)
     if not result or not all(isinstance(p, str) for p in result):
         raise ValueError(f"{name} must be a non-empty list of strings, got {result!r:.200}")

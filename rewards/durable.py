@@ -13,18 +13,29 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Writes ``target`` through ``write(binary_handle)``: temporary name, fsync, rename."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+def atomic_save(target: Path, save: Callable[[Path], object]) -> None:
+    """Writes ``target`` through ``save(partial_path)``: a temporary name in the same
+    folder (keeping the suffix, which is how plotting and video libraries pick the
+    format), fsynced, then renamed onto ``target``; an interrupted or failed save
+    leaves no partial file behind."""
+    target = Path(target)
+    partial = target.with_name(f".{target.name}.tmp-{os.getpid()}{target.suffix}")
     try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
+        save(partial)
+        with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        os.replace(partial, target)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        partial.unlink(missing_ok=True)
+
+
+def atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """:func:`atomic_save` through ``write(binary_handle)``."""
+    def save(partial: Path) -> None:
+        with open(partial, "wb") as handle:
+            write(handle)
+
+    atomic_save(target, save)
 
 
 def fsync_folder(folder: Path) -> None:

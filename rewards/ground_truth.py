@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rewards import arguments
 from rewards.base import RewardModel
 from rewards.registry import register
 
@@ -16,13 +17,13 @@ from rewards.registry import register
 class GroundTruthReward(RewardModel):
     """Returns ``env_rewards`` unchanged (times ``scale``).
 
-    :param scale: multiplies the environment's reward (default 1).
+    :param scale: multiplies the environment's reward (default 1); a finite number.
     """
 
     needs_frames = False
 
     def __init__(self, scale: float = 1.0) -> None:
-        self.scale = float(scale)
+        self.scale = arguments.number("scale", scale)
 
     def _score(self, frames, instructions, env_rewards):  # noqa: D102 - see base
         if env_rewards is None:

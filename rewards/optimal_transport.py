@@ -46,11 +46,6 @@ def cosine_cost(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - source @ target.transpose(-1, -2)
 
 
-def uniform_marginal(count: int, like: torch.Tensor) -> torch.Tensor:
-    """``(count,)`` weights ``1 / count`` on ``like``'s device and dtype."""
-    return torch.full((count,), 1.0 / count, device=like.device, dtype=like.dtype)
-
-
 def sinkhorn(
     cost: torch.Tensor,
     source_weights: torch.Tensor | None = None,

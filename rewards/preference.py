@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rewards import arguments
 from rewards.base import RewardModel, check_frames
 from rewards.device import get_device
 from rewards.preference_store import PreferencePairs, PreferenceStore
@@ -172,10 +173,13 @@ class PreferenceReward(RewardModel):
         seed: int | None = 0,
         device: str | None = None,
     ) -> None:
-        given = {"ensemble_size": ensemble_size, "image_size": image_size,
-                 "channels": None if channels is None else [int(c) for c in channels],
-                 "hidden_size": hidden_size, "views": views,
-                 "view_rewards": view_rewards}
+        # Every argument is checked before a checkpoint is read or a network built.
+        given = _check_given_architecture(ensemble_size, image_size, channels, hidden_size,
+                                          views, view_rewards)
+        batch_size = arguments.integer("batch_size", batch_size, 1)
+        disagreement_penalty = arguments.number("disagreement_penalty", disagreement_penalty, 0.0)
+        seed = arguments.optional_integer("seed", seed, 0)
+        arguments.optional_path("checkpoint", checkpoint)
         source = _load_checkpoint(checkpoint) if checkpoint is not None else None
         if source is None:
             defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
@@ -194,12 +198,6 @@ class PreferenceReward(RewardModel):
         architecture = {key: defaults[key] if value is None else value
                         for key, value in given.items()}
         _check_architecture(**architecture)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if isinstance(disagreement_penalty, bool) or not isinstance(
-                disagreement_penalty, (int, float)) or not disagreement_penalty >= 0:
-            raise ValueError(f"disagreement_penalty must be a number >= 0, got "
-                             f"{disagreement_penalty!r}")
         if disagreement_penalty > 0 and architecture["ensemble_size"] < 2:
             raise ValueError("disagreement_penalty needs ensemble_size >= 2 (the penalty is "
                              "the members' standard deviation), got ensemble_size="
@@ -471,20 +469,29 @@ def _prepare_segments(model: PreferenceReward, frames: np.ndarray) -> torch.Tens
                                   model.views * model.image_size)
 
 
+def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any,
+                              hidden_size: Any, views: Any, view_rewards: Any
+                              ) -> dict[str, Any]:
+    """The architecture arguments given (None: not given), each checked on its own."""
+    return {
+        "ensemble_size": None if ensemble_size is None
+        else arguments.integer("ensemble_size", ensemble_size, 1),
+        "image_size": None if image_size is None
+        else arguments.integer("image_size", image_size, 8),
+        "channels": None if channels is None else arguments.integers("channels", channels),
+        "hidden_size": None if hidden_size is None
+        else arguments.integer("hidden_size", hidden_size, 1),
+        "views": None if views is None else arguments.integer("views", views, 1, 8),
+        "view_rewards": None if view_rewards is None
+        else arguments.choice("view_rewards", view_rewards, VIEW_REWARDS),
+    }
+
+
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
                         hidden_size: int, views: int, view_rewards: str) -> None:
-    if not isinstance(ensemble_size, (int, np.integer)) or ensemble_size < 1:
-        raise ValueError(f"ensemble_size must be an integer >= 1, got {ensemble_size!r}")
-    if not isinstance(image_size, (int, np.integer)) or image_size < 8:
-        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
-    if not channels or any(int(c) < 1 for c in channels):
-        raise ValueError(f"channels must be a non-empty list of positive integers, got {channels!r}")
-    if not isinstance(hidden_size, (int, np.integer)) or hidden_size < 1:
-        raise ValueError(f"hidden_size must be an integer >= 1, got {hidden_size!r}")
-    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= 8:
-        raise ValueError(f"views must be an integer in [1, 8], got {views!r}")
-    if view_rewards not in VIEW_REWARDS:
-        raise ValueError(f"view_rewards must be one of {list(VIEW_REWARDS)}, got {view_rewards!r}")
+    """Checks the arguments together, once defaults and the checkpoint's are filled in."""
+    _check_given_architecture(ensemble_size, image_size, channels, hidden_size, views,
+                              view_rewards)
     if view_rewards == "min" and views < 2:
         raise ValueError("view_rewards='min' takes the minimum over several views; give "
                          f"views >= 2 (got views={views})")

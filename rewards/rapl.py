@@ -54,7 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rewards.base import RewardModel, check_frames, check_tensors_match
+from rewards import arguments
+from rewards.base import RewardModel, check_finite_rewards, check_frames, check_tensors_match
 from rewards.device import get_device
 from rewards.optimal_transport import (
     DEFAULT_EPSILON,
@@ -246,30 +247,25 @@ class RaplReward(RewardModel):
         encode_batch_size: int = 256,
         device: str | None = None,
     ) -> None:
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
-        channels = [int(width) for width in encoder_channels]
-        if not channels or min(channels) < 1:
-            raise ValueError(f"encoder_channels must be a non-empty list of positive ints, "
-                             f"got {encoder_channels!r}")
-        for name, value in (("embedding_dim", embedding_dim), ("image_size", image_size),
-                            ("sinkhorn_iterations", sinkhorn_iterations),
-                            ("encode_batch_size", encode_batch_size)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        # Every argument is checked before anything is built (see rewards.arguments).
+        self.encoder_kind = arguments.choice("encoder", encoder, ENCODERS)
+        channels = arguments.integers("encoder_channels", encoder_channels)
+        self.embedding_dim = arguments.integer("embedding_dim", embedding_dim, 1)
+        self.image_size = arguments.integer("image_size", image_size, 1)
+        self.sinkhorn_iterations = arguments.integer("sinkhorn_iterations",
+                                                     sinkhorn_iterations, 1)
+        self.encode_batch_size = arguments.integer("encode_batch_size", encode_batch_size, 1)
         if encoder == "cnn" and image_size < 2 ** len(channels):
             raise ValueError(f"image_size {image_size} is too small for {len(channels)} "
                              f"stride-2 convolutions; use at least {2 ** len(channels)}")
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon}")
-        self.encoder_kind = encoder
+        self.epsilon = arguments.number("epsilon", epsilon, 0.0, exclusive_minimum=True)
+        self.scale = arguments.number("scale", scale)
+        arguments.text("clip_model", clip_model)
+        arguments.optional_text("clip_pretrained", clip_pretrained)
+        arguments.optional_path("clip_checkpoint", clip_checkpoint)
+        clip_initial_weights = arguments.boolean("clip_initial_weights", clip_initial_weights)
+        checked_demos = None if demos is None else _check_demos(demos)
         self.encoder_channels = channels
-        self.embedding_dim = int(embedding_dim)
-        self.image_size = int(image_size)
-        self.epsilon = float(epsilon)
-        self.sinkhorn_iterations = int(sinkhorn_iterations)
-        self.scale = float(scale)
-        self.encode_batch_size = int(encode_batch_size)
         self.device = get_device(device)
         self.clip_source = {"clip_model": clip_model, "clip_pretrained": clip_pretrained,
                             "clip_checkpoint": None, "clip_model_config": None}
@@ -277,13 +273,13 @@ class RaplReward(RewardModel):
             self.encoder: nn.Module = RaplEncoder(self.image_size, channels, self.embedding_dim)
         else:
             self.encoder = self._clip_encoder(clip_model, clip_pretrained, clip_checkpoint,
-                                              clip_model_config, bool(clip_initial_weights))
+                                              clip_model_config, clip_initial_weights)
         self.encoder.to(self.device)
         self.encoder.eval()
         self._demo_frames: list[torch.Tensor] = []
         self._demo_embeddings: list[torch.Tensor] = []
-        if demos is not None:
-            self.set_demonstrations(demos)
+        if checked_demos is not None:
+            self.set_demonstrations(checked_demos)
 
     def _clip_encoder(self, model: str, pretrained: str | None,
                       checkpoint: str | os.PathLike[str] | None,
@@ -320,21 +316,7 @@ class RaplReward(RewardModel):
     def set_demonstrations(self, demos: Sequence[np.ndarray]) -> None:
         """Replaces the expert demonstrations: a list of uint8 ``(T, H, W, 3)``
         episodes (lengths and sizes may differ). Their embeddings are computed now."""
-        if isinstance(demos, np.ndarray) and demos.ndim == 4:
-            raise ValueError("demos must be a list of episodes, each (T, H, W, 3); got one "
-                             "array of frames: wrap it in a list for a single demonstration")
-        demos = list(demos)
-        if not demos:
-            raise ValueError("demos must hold at least one demonstration")
-        checked = []
-        for index, demo in enumerate(demos):
-            try:
-                checked.append(check_frames(demo))
-            except ValueError as error:
-                raise ValueError(f"demonstration {index}: {error}") from None
-            if len(checked[-1]) == 0:
-                raise ValueError(f"demonstration {index} has no frames")
-        self._demo_frames = [torch.from_numpy(demo.copy()) for demo in checked]
+        self._demo_frames = [torch.from_numpy(demo.copy()) for demo in _check_demos(demos)]
         self.refresh_demo_embeddings()
 
     def refresh_demo_embeddings(self) -> None:
@@ -383,8 +365,10 @@ class RaplReward(RewardModel):
             rewards = -self.scale * len(frames) * (plan * cost).sum(dim=-1)  # (K, T)
             totals = rewards.sum(dim=-1)
             best = int(torch.argmax(totals))
-        return (rewards[best].cpu().numpy().astype(np.float32),
-                totals.cpu().numpy().astype(np.float32))
+        best_rewards = rewards[best].cpu().numpy().astype(np.float32)
+        # This path bypasses RewardModel.__call__, so it runs the base class's check here.
+        check_finite_rewards(best_rewards, self)
+        return best_rewards, totals.cpu().numpy().astype(np.float32)
 
     def _score(self, frames, instructions, env_rewards):  # noqa: D102 - see base
         raise RuntimeError(
@@ -470,6 +454,27 @@ class RaplReward(RewardModel):
             frames.append(demo.cpu().contiguous())
             embeddings.append(embedded.to(self.device, torch.float32))
         return frames, embeddings
+
+
+def _check_demos(demos: Any) -> list[np.ndarray]:
+    """``demos`` as a non-empty list of uint8 ``(T, H, W, 3)`` episodes, T >= 1."""
+    if isinstance(demos, np.ndarray) and demos.ndim == 4:
+        raise ValueError("demos must be a list of episodes, each (T, H, W, 3); got one "
+                         "array of frames: wrap it in a list for a single demonstration")
+    if isinstance(demos, (str, bytes)) or not isinstance(demos, (Sequence, np.ndarray)):
+        raise ValueError(f"demos must be a list of episodes, each uint8 (T, H, W, 3), got "
+                         f"{demos!r:.100} ({type(demos).__name__})")
+    if len(demos) == 0:
+        raise ValueError("demos must hold at least one demonstration")
+    checked = []
+    for index, demo in enumerate(demos):
+        try:
+            checked.append(check_frames(demo))
+        except ValueError as error:
+            raise ValueError(f"demonstration {index}: {error}") from None
+        if len(checked[-1]) == 0:
+            raise ValueError(f"demonstration {index} has no frames")
+    return checked
 
 
 # -- training ------------------------------------------------------------------------

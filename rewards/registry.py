@@ -59,10 +59,18 @@ def get(name: str) -> type[RewardModel]:
 def make(name: str, **kwargs: Any) -> RewardModel:
     """Builds the reward module ``name`` with keyword arguments ``kwargs``.
 
-    Raises ``ValueError`` for an unknown name and ``TypeError`` for an argument the
-    module does not take, each listing what is valid.
+    Raises ``ValueError`` for an unknown name or a wrong argument value, and
+    ``TypeError`` for an argument the module does not take, each saying what is valid.
     """
     cls = get(name)
+    check_argument_names(cls, kwargs)
+    # Each module checks its arguments' values in its __init__ (with rewards.arguments)
+    # before it builds anything.
+    return cls(**kwargs)
+
+
+def check_argument_names(cls: type[RewardModel], kwargs: dict[str, Any]) -> None:
+    """Raises ``TypeError`` listing ``cls``'s arguments if ``kwargs`` names another."""
     parameters = {
         key: parameter
         for key, parameter in inspect.signature(cls.__init__).parameters.items()
@@ -71,7 +79,6 @@ def make(name: str, **kwargs: Any) -> RewardModel:
     unknown = sorted(set(kwargs) - set(parameters))
     if unknown:
         raise TypeError(
-            f"reward module {name!r} got unknown argument(s) {unknown}; "
+            f"reward module {cls.name!r} got unknown argument(s) {unknown}; "
             f"valid ones are {sorted(parameters)}"
         )
-    return cls(**kwargs)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
+from envs.cards.numberline import MINUS, PLUS
 from envs.cards.sprites import text_sprite
 from envs.experts import expert_policy
 
@@ -144,6 +146,12 @@ def test_unknown_kwarg_lists_valid_ones(env_id):
         ("vmalign/Points24-v0", {"target_points": 0}, "target_points"),
         ("vmalign/Points24-v0", {"solvable_only": None}, "solvable_only"),
         ("vmalign/Points24-v0", {"treat_face_cards_as_10": 2}, "treat_face_cards_as_10"),
+        # 1 == True, so a membership test in (True, False) let these through.
+        ("vmalign/Blackjack-v0", {"sab": 1}, "sab must be true or false"),
+        ("vmalign/Blackjack-v0", {"natural": 0}, "natural must be true or false"),
+        ("vmalign/Points24-v0", {"solvable_only": 1}, "solvable_only must be true or false"),
+        ("vmalign/Points24-v0", {"treat_face_cards_as_10": 0},
+         "treat_face_cards_as_10 must be true or false"),
     ],
 )
 @pytest.mark.filterwarnings("ignore:.*render_mode='depth'")  # Gymnasium's own warning first
@@ -167,6 +175,7 @@ def test_info_keys(env_id):
     words = env.unwrapped.action_words
     assert isinstance(info["instruction"], str) and info["instruction"]
     assert info["is_success"] is False
+    assert info["progress"] == 0.0 and isinstance(info["progress"], float)
     assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (len(words),)
     assert info["legal_actions"] == tuple(w for w, m in zip(words, info["action_mask"]) if m)
     assert isinstance(info["text"], str) and info["text"]
@@ -261,3 +270,108 @@ def test_blackjack_expert_matches_its_documented_rates():
     # over 4000 episodes: 0.008 and 0.015; these bounds are about 4 of them.
     assert abs(rate - 0.4295) < 0.032
     assert abs(mean_return - (-0.0466)) < 0.06
+
+
+# -------------------------------------------------------------------- progress
+def progress_of_episode(env: gym.Env, seed: int, policy) -> tuple[list[float], dict]:
+    """``info["progress"]`` at reset and after every step, and the last info."""
+    obs, info = env.reset(seed=seed)
+    progress = [info["progress"]]
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        assert 0.0 <= info["progress"] <= 1.0
+        assert (info["progress"] == 1.0) == info["is_success"]
+        progress.append(info["progress"])
+        done = terminated or truncated
+    return progress, info
+
+
+@pytest.mark.parametrize("env_id", CARD_IDS)
+def test_progress_is_in_the_unit_interval_and_one_exactly_on_success(env_id):
+    env = gym.make(env_id, obs_size=64)
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        progress, info = progress_of_episode(env, seed, expert_policy(env))
+        assert progress[0] == 0.0
+        if info["is_success"]:
+            assert progress[-1] == 1.0
+        if env_id != "vmalign/Blackjack-v0":  # its progress is the outcome alone
+            assert info["is_success"]  # the expert always wins these
+            assert len(set(progress)) > 1 and progress == sorted(progress)
+        # Random play too: masks off illegal numbers, so the formulas go wrong often.
+        progress_of_episode(env, seed, lambda obs: rng.integers(env.action_space.n))
+
+
+def test_numberline_progress_is_linear_in_the_distance_left():
+    env = gym.make("vmalign/NumberLine-v0").unwrapped
+    _, info = env.reset(seed=0, options={"target": 3, "current": 1})
+    assert info["progress"] == 0.0
+    seen = [env.step(action)[4]["progress"] for action in (MINUS, PLUS, PLUS, PLUS)]
+    assert seen == [0.0, 0.0, 0.5, 1.0]  # a step away floors at 0
+
+
+def test_formula_progress_counts_the_solution_typed_and_stays_when_it_goes_wrong():
+    env = gym.make("vmalign/EZPoints-v0").unwrapped
+    words = env.action_words
+    env.reset(seed=0, options={"cards": ["4H", "3S"]})
+    seen = [env.step(words.index(t))[4]["progress"] for t in ("4", "4", "*", "3", "=")]
+    # The second "4" is a rejected card (a "_" placeholder, skipped when evaluated).
+    assert seen == [0.25, 0.25, 0.5, 0.75, 1.0]
+    env.reset(seed=0, options={"cards": ["4H", "3S"]})
+    seen = [env.step(words.index(t))[4]["progress"] for t in ("4", "+", "3", "=")]
+    assert seen == [0.25, 0.25, 0.25, 0.25]  # "4 +" starts no solution
+
+    points = gym.make("vmalign/Points24-v0").unwrapped
+    points.reset(seed=0, options={"cards": ["AH", "AS", "AD", "AC"]})  # no solution
+    for token in ("1", "+", "1", "+", "1", "+", "1", "="):
+        assert points.step(points.action_words.index(token))[4]["progress"] == 0.0
+
+
+@pytest.mark.parametrize("dealer, player, action, expected", [
+    (["KS", "7H"], ["10H", "7C"], "stand", 0.5),  # 17 against 17: a draw
+    (["KS", "7H"], ["10H", "6C"], "stand", 0.0),  # a loss
+    (["KS", "7H"], ["10H", "9C"], "stand", 1.0),  # a win
+])
+def test_blackjack_progress_is_the_outcome(dealer, player, action, expected):
+    env = gym.make("vmalign/Blackjack-v0").unwrapped
+    _, info = env.reset(seed=0, options={"dealer": dealer, "player": player})
+    assert info["progress"] == 0.0
+    assert env.step(env.action_words.index(action))[4]["progress"] == expected
+
+
+# ------------------------------------------------------ NumberLine start state
+def gym_cards_numberline_deals(max_position: int) -> Counter:
+    """Exact weights of gym-cards' (start, target) deals: its ``reset`` draws both with
+    ``random.randint(0, max_position)`` and, when they are equal, sets the target to
+    ``(target + 1) % max_position`` (RL4VLM gym-cards/gym_cards/envs/numberline.py)."""
+    deals: Counter = Counter()
+    for start in range(max_position + 1):
+        for target in range(max_position + 1):
+            if start == target:
+                target = (target + 1) % max_position
+            deals[start, target] += 1
+    return deals
+
+
+@pytest.mark.parametrize("max_position", [1, 2, 5])
+def test_numberline_deals_every_pair_apart_equally_and_starts_as_gym_cards(max_position):
+    env = gym.make("vmalign/NumberLine-v0", max_position=max_position).unwrapped
+    top, draws = max_position + 1, 3000
+    pairs = Counter()
+    for seed in range(draws):
+        env.reset(seed=seed)
+        pairs[env.current, env.target] += 1
+    # Never on the target, and every other ordered pair equally likely (each count
+    # within 5 standard deviations of draws / (top * max_position)).
+    assert set(pairs) == {(c, t) for c in range(top) for t in range(top) if c != t}
+    expected = draws / (top * max_position)
+    assert all(abs(n - expected) < 5 * expected**0.5 for n in pairs.values())
+    # So the start is uniform, as gym-cards' is; its target is not (the docstring
+    # says how), and with max_position=1 it could deal a won start.
+    reference = gym_cards_numberline_deals(max_position)
+    starts = Counter()
+    for (start, _), weight in reference.items():
+        starts[start] += weight
+    assert set(starts.values()) == {top}  # uniform start in gym-cards
+    assert (max_position == 1) == any(s == t for s, t in reference)

@@ -179,6 +179,60 @@ def test_preprocess_crops_without_squashing_and_normalises_with_the_model_statis
     assert pixels == pytest.approx(np.ones((32, 32, 3)), abs=1e-5)
 
 
+def _vlm_rm_preprocess(frames: np.ndarray, module: ClipReward) -> torch.Tensor:
+    """VLM-RM's preprocessing, written as its code does it (``CLIPEmbed`` and
+    ``image_transform``): uint8 -> float / 255, torchvision ``Resize`` of the whole
+    frame to the model's size (bicubic; its pinned torchvision 0.15 did not antialias
+    tensors), then ``Normalize`` with the model's mean and std."""
+    from torchvision.transforms import InterpolationMode, Normalize, Resize
+
+    cfg = module.model.visual.preprocess_cfg
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    resize = Resize(module.image_size, interpolation=InterpolationMode.BICUBIC, antialias=False)
+    return Normalize(cfg["mean"], cfg["std"])(resize(images))
+
+
+@pytest.mark.parametrize("shape", [(48, 80), (20, 36), (40, 24)])
+def test_squash_preprocessing_is_vlm_rm_s_and_differs_from_cropping(shape):
+    squash, crop = tiny(resize_mode="squash"), tiny()
+    assert squash.interpolation == "bicubic" and squash.image_size == (32, 32)
+    frames = np.random.default_rng(0).integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+    squashed = squash.preprocess(frames)
+    assert squashed.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(squashed, _vlm_rm_preprocess(frames, squash), atol=1e-5, rtol=0)
+    # Cropping drops the sides that squashing keeps: far apart on a non-square frame.
+    assert (squashed - crop.preprocess(frames)).abs().mean() > 0.3
+
+
+def test_squash_and_crop_agree_on_square_frames():
+    squash, crop = tiny(resize_mode="squash"), tiny()
+    frames = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    torch.testing.assert_close(squash.preprocess(frames), crop.preprocess(frames),
+                               atol=1e-6, rtol=0)
+    # Upsampled, they differ only by the crop path's uint8 rounding (a pixel level or two).
+    ramp = np.linspace(0, 255, 16)
+    smooth = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 255 - ramp[:, None]),
+                      axis=-1).round().astype(np.uint8)[None]
+    torch.testing.assert_close(squash.preprocess(smooth), crop.preprocess(smooth),
+                               atol=3 / 255 / 0.26, rtol=0)
+
+
+def test_squash_is_a_saved_option_of_make_and_scores_non_square_frames_differently(tmp_path):
+    options = dict(model="tiny", model_config=TINY_MODEL_CONFIG, pretrained=None, device="cpu")
+    squash = rewards.make("clip", **options, resize_mode="squash")
+    crop = rewards.make("clip", **options)
+    crop.load_tensors(squash.tensors())  # the same random weights: only preprocessing differs
+    assert crop.config()["resize_mode"] == "shortest"  # the default is unchanged
+    frames = np.random.default_rng(2).integers(0, 256, (3, 40, 72, 3), dtype=np.uint8)
+    scores = squash(frames, [INSTRUCTION] * 3)
+    assert np.isfinite(scores).all()
+    assert not np.allclose(scores, crop(frames, [INSTRUCTION] * 3), atol=1e-4)
+    rewards.save(squash, tmp_path / "squash")
+    loaded = rewards.load(tmp_path / "squash")
+    assert loaded.config()["resize_mode"] == "squash"
+    assert loaded(frames, [INSTRUCTION] * 3) == pytest.approx(scores, abs=1e-6)
+
+
 def test_a_batch_of_two_instructions_equals_scoring_them_separately(push_frames):
     module = tiny(batch_size=3)  # several model calls per batch, too
     frames, _ = push_frames
@@ -323,8 +377,9 @@ def test_loading_weights_refreshes_the_text_cache(tmp_path, push_frames):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(alpha=1.5), ValueError, r"alpha must be in \[0, 1\]"),
-    (dict(resize_mode="squash"), ValueError, "resize_mode must be one of"),
+    (dict(alpha=1.5), ValueError, r"alpha must be a finite number in \[0, 1\], got 1.5"),
+    (dict(resize_mode="stretch"), ValueError,
+     r"resize_mode must be one of \['shortest', 'longest', 'squash'\], got 'stretch'"),
     (dict(batch_size=0), ValueError, "batch_size"),
     (dict(goal_prompts="the cube on the target"), ValueError, "list of strings"),
     (dict(baseline_prompts=[]), ValueError, "non-empty"),

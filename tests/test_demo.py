@@ -43,5 +43,5 @@ def test_demo_trains_evaluates_and_writes_the_summary(tmp_path, capsys):
 def test_demo_config_error_stops_before_training(tmp_path, capsys):
     code = main(["demo", "hyperparams.n_envs=0", "--out", str(tmp_path / "bad"), "--no-progress"])
     assert code == 2
-    assert "hyperparams.n_envs must be an integer >= 1" in capsys.readouterr().err
+    assert "hyperparams.n_envs: must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents.config import load_config
-from agents.encoders import FEATURES_EXTRACTORS, PixelCNN
+from agents.sb3.encoders import FEATURES_EXTRACTORS, PixelCNN
 
 CONFIG = "env: vmalign/Reach-v0\nhyperparams: {n_timesteps: 1000}\n"
 
@@ -36,11 +36,11 @@ def test_a_config_builds_ppo_with_the_named_encoder(tmp_path):
     config = load_config(path, ["hyperparams.policy_kwargs={features_extractor_class: PixelCNN, "
                                 "features_extractor_kwargs: {features_dim: 16, channels: [4, 8]}}",
                                 "hyperparams.n_steps=8", "hyperparams.batch_size=8"])
-    kwargs = config.policy_arguments()
+    kwargs = config.hyperparams.policy_kwargs.arguments()
     assert kwargs["features_extractor_class"] is FEATURES_EXTRACTORS["PixelCNN"]
     venv = make_vec_env("vmalign/Reach-v0", n_envs=1, env_kwargs={"obs_size": 32})
     try:
-        model = PPO(config.policy, venv, policy_kwargs=kwargs, n_steps=8, batch_size=8)
+        model = PPO(config.hyperparams.policy, venv, policy_kwargs=kwargs, n_steps=8, batch_size=8)
         assert isinstance(model.policy.features_extractor, PixelCNN)
         model.learn(8)  # one rollout and update run through it
     finally:

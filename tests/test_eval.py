@@ -11,8 +11,8 @@ import pytest
 
 from agents.cli import main
 from agents.config import load_config
-from agents.evaluate import evaluate_run
-from agents.train import train
+from agents.evaluation import evaluate_run
+from agents.runs import train
 
 # 128 steps over 2 envs: one 50-step Reach episode ends in each, so the learning
 # curve has points.

@@ -389,6 +389,21 @@ def test_bad_arguments_say_what_is_allowed(env_id, kwargs, message):
         env_class(**kwargs)
 
 
+NAV_BOOL_ARGUMENTS = ["continuous", "done_action", "require_facing", "terminate_on_success",
+                      "randomize_textures"]
+
+
+@pytest.mark.parametrize("env_id", NAVIGATION_IDS)
+@pytest.mark.parametrize("name", NAV_BOOL_ARGUMENTS)
+@pytest.mark.parametrize("bad", ["no", "yes", 1, None])
+def test_bool_arguments_reject_non_bools(env_id, name, bad):
+    # bool("no") is True: a flag from a config file or command line must not be
+    # switched on by its string spelling.
+    env_class = load_env_creator(gym.spec(env_id).entry_point)
+    with pytest.raises(ValueError, match=rf"^{name} must be true or false, got {bad!r}$"):
+        env_class(**{name: bad})
+
+
 @pytest.mark.parametrize("env_id", NAVIGATION_IDS)
 def test_progress_reward_and_success_follow_the_shortest_path(env_id):
     env = gym.make(env_id).unwrapped

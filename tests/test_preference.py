@@ -492,5 +492,5 @@ def test_disagreement_penalty_subtracts_the_members_spread(tmp_path):
     assert rewards.load(tmp_path / "pessimistic").config()["disagreement_penalty"] == 1.5
     with pytest.raises(ValueError, match="needs ensemble_size >= 2"):
         PreferenceReward(**{**TINY, "ensemble_size": 1}, disagreement_penalty=1.0)
-    with pytest.raises(ValueError, match="disagreement_penalty must be a number >= 0"):
+    with pytest.raises(ValueError, match="disagreement_penalty must be a finite number >= 0"):
         PreferenceReward(**TINY, disagreement_penalty=-1.0)

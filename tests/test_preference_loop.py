@@ -1,13 +1,16 @@
-"""The online preference loop's choice of labels to retrain on each round."""
+"""The online preference loop: which labels each round retrains on, and when rounds are
+asked (the same schedule whether or not the run was stopped and resumed)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-import rewards.preference
+import agents.labelling
 from agents.config import load_config
-from agents.preference_loop import round_training_pairs
-from agents.train import train
+from agents.sb3.preference_loop import PreferenceLoop
+from agents.labelling import round_training_pairs
+from agents.runs import train
 from rewards.preference_store import PreferenceStore
 from tests.test_train import TINY_PREFERENCE
 
@@ -39,14 +42,14 @@ def test_more_new_labels_than_the_limit_are_sampled_uniformly():
 
 def test_a_run_with_train_pairs_retrains_on_that_many(tmp_path, monkeypatch):
     seen = []
-    real = rewards.preference.train_preference_reward
+    real = agents.labelling.train_preference_reward
 
     def recording(model, data, **kwargs):
         pairs = data.load_all() if isinstance(data, PreferenceStore) else data
         seen.append(pairs.labels.copy())
         return real(model, pairs, **kwargs)
 
-    monkeypatch.setattr(rewards.preference, "train_preference_reward", recording)
+    monkeypatch.setattr(agents.labelling, "train_preference_reward", recording)
     config = load_config("reach_preference", [*TINY_PREFERENCE, "preference.train_pairs=10",
                                               "hyperparams.n_timesteps=96"])
     summary = train(config, tmp_path / "run", progress_bar=False, log=lambda *a: None)
@@ -55,3 +58,44 @@ def test_a_run_with_train_pairs_retrains_on_that_many(tmp_path, monkeypatch):
     assert [len(labels) for labels in seen] == [min(8 + 4 * k, 10) for k in range(len(seen))]
     # The last round trained on its own 4 new labels plus 6 older ones.
     np.testing.assert_array_equal(seen[-1][-4:], store_labels[-4:])
+
+
+def round_steps(run_dir) -> list[int]:
+    """The step at which each round of the run's store was asked, in order."""
+    steps = {}
+    for record in PreferenceStore(run_dir / "preferences").records():
+        steps[record["batch"]] = record["meta"]["step"]
+    return list(steps.values())
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL inside the test process."""
+
+
+def test_a_resumed_run_asks_on_the_schedule_of_one_never_stopped(tmp_path, monkeypatch):
+    # Rounds every 32 steps (one rollout); checkpoints every 96. The run is killed right
+    # after its round at step 128, before the next checkpoint (192): the resumed run
+    # starts from step 96 knowing (from its store) that step 128's round was asked.
+    overrides = [*TINY_PREFERENCE, "hyperparams.n_timesteps=320", "checkpoint_every=96"]
+    config = load_config("reach_preference", overrides)
+    train(config, tmp_path / "whole", progress_bar=False, log=lambda *a: None)
+    whole = round_steps(tmp_path / "whole")
+    assert whole == [32 * k for k in range(1, 10)]  # 8 + 8 x 4 = 40 queries
+
+    real_ask = PreferenceLoop._ask
+
+    def ask_then_die(self, count, method):
+        asked = real_ask(self, count, method)
+        if self.num_timesteps == 128:
+            raise Killed
+        return asked
+
+    monkeypatch.setattr(PreferenceLoop, "_ask", ask_then_die)
+    with pytest.raises(Killed):
+        train(config, tmp_path / "stopped", progress_bar=False, log=lambda *a: None)
+    monkeypatch.setattr(PreferenceLoop, "_ask", real_ask)
+    summary = train(config, tmp_path / "stopped", resume=True, progress_bar=False,
+                    log=lambda *a: None)
+    assert summary["resumed_from"] == 96
+    assert round_steps(tmp_path / "stopped") == whole
+    assert summary["queries_asked"] == 40

@@ -249,3 +249,13 @@ def test_real_environment_preview_with_its_scripted_expert(tmp_path: Path) -> No
     sheet = Image.open(result.contact_sheet)
     sheet.load()
     assert sheet.width == 3 * 64
+
+
+def test_a_size_the_env_refuses_writes_nothing(tmp_path: Path, capsys) -> None:
+    """``vmalign preview --size 100000`` (issue 23, defect 7): an error, no empty folder."""
+    out = tmp_path / "huge"
+    assert main(["preview", "--env", "vmalign/Reach-v0", "--size", "100000",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "render_size" in err and "100000" in err and "Traceback" not in err
+    assert not out.exists()

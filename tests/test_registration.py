@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import gymnasium as gym
+import pytest
 
 import envs
 
@@ -51,3 +53,30 @@ def test_rendering_then_training_in_one_process_does_not_crash():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO, timeout=300)
     assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+@pytest.mark.parametrize("mode", ["human", "rgb_array_list", "depth"])
+def test_window_and_unknown_render_modes_fail_at_make(env_id, mode):
+    # Gymnasium's make() used to swap "human" for "rgb_array" plus its HumanRendering
+    # wrapper, which failed only at reset() ("pygame is not installed").
+    with pytest.raises(ValueError, match=r"offscreen.*\[None, 'rgb_array'\]") as error:
+        gym.make(env_id, render_mode=mode)
+    assert f"render_mode={mode!r}" in str(error.value)
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_allowed_render_modes_specs_and_metadata_still_work(env_id):
+    spec = gym.spec(env_id)
+    assert spec.id == env_id
+    for mode in (None, "rgb_array"):
+        env = gym.make(env_id, render_mode=mode)
+        assert env.render_mode == mode
+        assert env.unwrapped.render_mode == mode
+        assert env.metadata["render_modes"] == ["rgb_array"]  # the class's own metadata
+        assert type(env.unwrapped).metadata is env.unwrapped.metadata
+        env.close()
+    # A pickled spec (what a subprocess vector env receives) still makes the env.
+    env = gym.make(pickle.loads(pickle.dumps(spec)), render_mode="rgb_array")
+    assert env.spec.id == env_id and env.render_mode == "rgb_array"
+    env.close()

@@ -10,7 +10,7 @@ from PIL import Image
 
 from agents import metrics
 from agents.cli import main
-from agents.reward_eval import within_episode_spearman
+from agents.evaluation.reward import within_episode_spearman
 from agents.rollouts import collect_episodes, parse_policy
 
 
@@ -91,6 +91,20 @@ def test_reward_eval_command_writes_report(tmp_path, capsys):
     assert report["per_policy"]["expert"]["within_episode_spearman_reward"] == pytest.approx(1.0)
     assert Image.open(out / "report.png").size[0] > 100
     assert str(out) in capsys.readouterr().out
+
+
+def test_reward_eval_on_a_card_game_reports_its_progress_correlation(tmp_path, capsys):
+    """Card envs report info["progress"] (issue 23, defect 6): no NaN statistic."""
+    out = tmp_path / "cards"
+    code = main(["reward-eval", "--env", "vmalign/NumberLine-v0", "--reward", "ground_truth",
+                 "--policies", "expert", "random", "--episodes", "3", "--pairs", "50",
+                 "--segment", "2", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["step_spearman_progress"] is not None
+    assert np.isfinite(report["step_spearman_progress"])
+    printed = capsys.readouterr().out
+    assert "nan" not in printed and "Spearman with progress" in printed
 
 
 def test_reward_eval_rejects_bad_input_with_one_line(tmp_path, capsys):

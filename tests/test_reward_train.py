@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import numpy as np
@@ -43,6 +45,20 @@ def test_reward_train_rejects_unknown_teacher(tmp_path, capsys):
     assert "unknown teacher 'genius'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--env-arg", "obs_sise=64"], "obs_sise"),
+    (["--reward-arg", "ensemble_size=abc"], "ensemble_size"),
+    (["--policies", "expert", "clever"], "unknown policy 'clever'"),
+])
+def test_reward_train_bad_input_leaves_nothing_on_disk(tmp_path, capsys, extra, message):
+    out = tmp_path / "bad"
+    code = main(["reward-train", "--env", "vmalign/Reach-v0", "--pairs", "4", "--query-batch",
+                 "2", "--episodes", "1", "--render-size", "32", "--out", str(out), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_reward_train_rapl_end_to_end(tmp_path):
     out = tmp_path / "rapl"
     code = main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
@@ -72,7 +88,7 @@ def test_reward_train_rapl_needs_experts(tmp_path, capsys):
 
 
 def test_triplet_pairs_follow_the_ranking_in_random_order():
-    from agents.reward_train import rank_triplets, triplet_pairs
+    from agents.reward_training import rank_triplets, triplet_pairs
     from agents.rollouts import Episode
 
     def episode(value: int, steps: int) -> Episode:

@@ -1,4 +1,4 @@
-"""Reward wrappers: one env and SB3 vector envs, with modules swapped by name."""
+"""The reward wrapper of SB3 vector envs, with modules swapped by name."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 import envs  # noqa: F401
 import rewards
-from agents.reward_wrappers import FrameInInfo, RewardWrapper, VecRewardWrapper
+from agents.sb3.reward_wrappers import FrameInInfo, VecRewardWrapper
 from rewards.base import RewardModel
 
 
@@ -26,33 +27,37 @@ class MeanRed(RewardModel):
         return frames[..., 0].reshape(len(frames), -1).mean(axis=1) / 255.0
 
 
-def test_ground_truth_wrapper_keeps_the_env_reward():
-    env = RewardWrapper(gym.make("vmalign/Reach-v0"), rewards.make("ground_truth", scale=2.0))
-    plain = gym.make("vmalign/Reach-v0")
-    env.reset(seed=0)
-    plain.reset(seed=0)
-    for _ in range(5):
-        action = np.array([0.3, -0.2, 0.1, 0.0], np.float32)
-        _, reward, _, _, info = env.step(action)
-        _, env_reward, _, _, plain_info = plain.step(action)
-        assert reward == pytest.approx(2.0 * env_reward)
-        assert info["env_reward"] == pytest.approx(env_reward)
-        assert info["is_success"] == plain_info["is_success"]
-
-
-def test_single_env_scores_the_rendered_frame():
-    module = MeanRed()
-    env = RewardWrapper(gym.make("vmalign/Push-v0", render_mode="rgb_array", render_size=48), module)
-    env.reset(seed=1)
-    _, reward, _, _, info = env.step(np.zeros(4, np.float32))
-    frame = env.render()
-    assert reward == pytest.approx(frame[..., 0].mean() / 255.0, rel=1e-5)
-    assert module.calls == [(1, [info["instruction"]])]
-
-
 def make_venv(n_envs: int = 3, **env_kwargs):
     return make_vec_env("vmalign/Push-v0", n_envs=n_envs, seed=0, wrapper_class=FrameInInfo,
                         env_kwargs={"render_mode": "rgb_array", "render_size": 32, **env_kwargs})
+
+
+def test_ground_truth_wrapper_keeps_the_env_reward():
+    venv = VecRewardWrapper(make_vec_env("vmalign/Reach-v0", n_envs=1, seed=0),
+                            rewards.make("ground_truth", scale=2.0), frames="observation")
+    plain = gym.make("vmalign/Reach-v0")
+    venv.reset()
+    plain.reset(seed=0)
+    for _ in range(5):
+        action = np.array([0.3, -0.2, 0.1, 0.0], np.float32)
+        _, reward, _, infos = venv.step(action[None])
+        _, env_reward, _, _, plain_info = plain.step(action)
+        assert reward[0] == pytest.approx(2.0 * env_reward)
+        assert infos[0]["env_reward"] == pytest.approx(env_reward)
+        assert infos[0]["is_success"] == plain_info["is_success"]
+    venv.close()
+
+
+def test_each_env_is_scored_on_its_rendered_frame():
+    module = MeanRed()
+    env = FrameInInfo(gym.make("vmalign/Push-v0", render_mode="rgb_array", render_size=48))
+    venv = VecRewardWrapper(DummyVecEnv([lambda: env]), module)
+    venv.reset()
+    _, reward, _, infos = venv.step(np.zeros((1, 4), np.float32))
+    frame = env.render()
+    assert reward[0] == pytest.approx(frame[..., 0].mean() / 255.0, rel=1e-5)
+    assert module.calls == [(1, [infos[0]["instruction"]])]
+    venv.close()
 
 
 def test_vec_wrapper_scores_all_envs_in_one_call_and_keeps_env_info():
@@ -110,9 +115,9 @@ def test_last_step_of_an_episode_is_scored_on_its_own_frame():
 
 def test_bad_wiring_gives_clear_errors():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
-        RewardWrapper(gym.make("vmalign/Reach-v0"), MeanRed())
+        FrameInInfo(gym.make("vmalign/Reach-v0"))
     with pytest.raises(ValueError, match="frames="):
-        RewardWrapper(gym.make("vmalign/Reach-v0", render_mode="rgb_array"), MeanRed(), frames="x")
+        VecRewardWrapper(make_vec_env("vmalign/Reach-v0", n_envs=1), MeanRed(), frames="x")
     venv = VecRewardWrapper(make_vec_env("vmalign/Reach-v0", n_envs=1), MeanRed())
     venv.reset()
     with pytest.raises(ValueError, match="FrameInInfo"):

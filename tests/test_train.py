@@ -18,9 +18,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import rewards
 from agents.checkpoint import latest_checkpoint
 from agents.config import load_config
-from agents.relabel import RelabelRolloutBuffer, VecFrameRecorder
-from agents.reward_wrappers import FrameInInfo
-from agents.train import train
+from agents.sb3.relabel import RelabelRolloutBuffer, VecFrameRecorder
+from agents.sb3.reward_wrappers import FrameInInfo
+from agents.runs import train
 from rewards.base import RewardModel
 from rewards.preference_store import PreferenceStore
 from tests.preference_data import brightness_pairs
@@ -92,15 +92,14 @@ def test_reward_normalisation_scales_what_ppo_sees_and_survives_resume(tmp_path)
 
 
 def test_reward_normalisation_refuses_episode_level_rewards(tmp_path):
-    config = load_config("sweep_rapl", [*TINY, "hyperparams.normalize=true",
-                                        "hyperparams.n_timesteps=32"])
     with pytest.raises(ValueError, match="normalize does not apply to the rapl reward"):
-        train(config, tmp_path, progress_bar=False, log=lambda *a: None)
+        load_config("sweep_rapl", [*TINY, "hyperparams.normalize=true",
+                                   "hyperparams.n_timesteps=32"])
 
 
 def run_in_subprocess(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "agents.train", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "agents", "train", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -148,6 +147,9 @@ def test_resume_cli_refuses_other_overrides(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path), "seed=3"]) == 2
     assert "only hyperparams.n_timesteps" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert "run folder" in capsys.readouterr().err and not (tmp_path / "nope").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--resume", str(tmp_path / "empty")]) == 2
     assert "not a vmalign run folder" in capsys.readouterr().err
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
-from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config, parse_schedule
+from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config
+from agents.sb3.config import parse_schedule
 
 import envs
 
@@ -42,73 +43,79 @@ def test_manipulation_tasks_have_learned_reward_configs(task, reward):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_load(name):
     config = load_config(name)
-    assert config.n_timesteps > 0 and config.ppo_arguments() is not None
-    assert load_config(CONFIG_DIR / f"{name}.yaml").raw == config.raw
+    assert config.hyperparams.n_timesteps > 0 and config.hyperparams.ppo_arguments()
+    assert load_config(CONFIG_DIR / f"{name}.yaml") == config
 
 
 def test_defaults_and_overrides(tmp_path):
     config = load_config(write(tmp_path, MINIMAL), ["hyperparams.n_envs=3", "seed=7",
                                                     "env_kwargs.obs_size=32"])
-    assert (config.n_envs, config.seed, config.env_kwargs) == (3, 7, {"obs_size": 32})
-    assert config.reward == "ground_truth" and config.policy == "CnnPolicy"
-    assert config.preference is None
+    assert (config.hyperparams.n_envs, config.seed, config.env_kwargs) == (3, 7, {"obs_size": 32})
+    assert config.reward == "ground_truth" and config.hyperparams.policy == "CnnPolicy"
+    assert config.preference_loop is None
     preference = load_config(write(tmp_path, MINIMAL + "reward: preference\n"))
-    assert preference.preference["teacher"] == "oracle"
+    assert preference.preference_loop.teacher == "oracle"
     fixed = load_config(write(tmp_path, MINIMAL + "reward: preference\npreference: false\n"))
-    assert fixed.reward == "preference" and fixed.preference is None  # no online loop
+    assert fixed.reward == "preference" and fixed.preference_loop is None  # no online loop
 
 
 def test_normalize_reads_as_rl_zoo_writes_it(tmp_path):
-    assert load_config(write(tmp_path, MINIMAL)).normalize is None
-    assert load_config(write(tmp_path, MINIMAL), ["hyperparams.normalize=true"]).normalize == {
-        "clip_reward": 10.0}
+    def normalize(overrides=()):
+        return load_config(write(tmp_path, MINIMAL), overrides).hyperparams.normalize_arguments()
+
+    assert normalize() is None
+    assert normalize(["hyperparams.normalize=true"]) == {"clip_reward": 10.0}
     mapping = ["hyperparams.normalize={norm_obs: false, norm_reward: true, clip_reward: 5}"]
-    assert load_config(write(tmp_path, MINIMAL), mapping).normalize == {"clip_reward": 5.0}
-    off = ["hyperparams.normalize={norm_reward: false}"]
-    assert load_config(write(tmp_path, MINIMAL), off).normalize is None
+    assert normalize(mapping) == {"clip_reward": 5.0}
+    assert normalize(["hyperparams.normalize={norm_reward: false}"]) is None
 
 
 def test_linear_schedule_decays_to_zero():
-    schedule = parse_schedule("learning_rate", "lin_3e-4")
+    schedule = parse_schedule("lin_3e-4")
     assert schedule(1.0) == pytest.approx(3e-4) and schedule(0.5) == pytest.approx(1.5e-4)
-    assert parse_schedule("clip_range", 0.2) == 0.2
+    assert parse_schedule(0.2) == 0.2
 
 
 @pytest.mark.parametrize(
     ("text", "overrides", "message"),
     [
-        (MINIMAL + "n_timesteps: 5\n", [], "unknown key(s) ['n_timesteps']"),
-        ("hyperparams: {n_timesteps: 10}\n", [], "'env' is required"),
+        (MINIMAL + "n_timesteps: 5\n", [], "unknown key 'n_timesteps'; valid keys are ['algo'"),
+        ("hyperparams: {n_timesteps: 10}\n", [], "env: is required"),
         ("env: vmalign/Nope-v0\nhyperparams: {n_timesteps: 10}\n", [], "unknown env"),
-        ("env: vmalign/Reach-v0\n", [], "n_timesteps' is required"),
-        (MINIMAL, ["hyperparams.n_timesteps=-1"], "n_timesteps must be an integer >= 1"),
-        (MINIMAL, ["hyperparams.learnin_rate=0.1"], "unknown key(s) hyperparams.['learnin_rate']"),
+        ("env: vmalign/Reach-v0\nhyperparams: {}\n", [], "hyperparams.n_timesteps: is required"),
+        (MINIMAL, ["hyperparams.n_timesteps=-1"],
+         "override 'hyperparams.n_timesteps=-1': hyperparams.n_timesteps: must be >= 1, "
+         "got -1"),
+        (MINIMAL, ["hyperparams.learnin_rate=0.1"],
+         "override 'hyperparams.learnin_rate=0.1': unknown key 'hyperparams.learnin_rate'; "
+         "valid keys of hyperparams are ['batch_size'"),
         (MINIMAL, ["hyperparams.learning_rate=fast"], "not a number or 'lin_<number>'"),
-        (MINIMAL, ["hyperparams.gamma=1.5"], "gamma must be a number in [0, 1]"),
+        (MINIMAL, ["hyperparams.gamma=1.5"], "gamma: must be <= 1, got 1.5"),
         (MINIMAL, ["hyperparams.policy=Transformer"], "hyperparams.policy"),
         (MINIMAL, ["hyperparams.batch_size=100000"], "larger than a rollout"),
         (MINIMAL, ["reward=golden"], "unknown reward 'golden'"),
         (MINIMAL, ["preference.teacher=oracle"], "needs reward: preference"),
-        (MINIMAL, ["reward=preference", "preference.teacher=sage"], "preference.teacher"),
-        (MINIMAL, ["reward=preference", "preference.budget=3"], "preference.['budget']"),
+        (MINIMAL, ["reward=preference", "preference.teacher=sage"],
+         "preference.teacher: 'sage' is not allowed; choose one of ['oracle'"),
+        (MINIMAL, ["reward=preference", "preference.budget=3"], "unknown key 'preference.budget'"),
         (MINIMAL, ["vec_env=threads"], "vec_env"),
         (MINIMAL, ["hyperparams.policy_kwargs.activation_fn=swish"], "activation_fn"),
         (MINIMAL, ["hyperparams.policy_kwargs.features_extractor_class=ResNet50"],
-         "features_extractor_class: 'ResNet50' is not allowed"),
+         "features_extractor_class: must be one of 'NatureCNN' or 'PixelCNN', got 'ResNet50'"),
         (MINIMAL, ["hyperparams.policy_kwargs.features_extractor_kwargs=[64]"],
-         "features_extractor_kwargs' must be a mapping"),
+         "features_extractor_kwargs: must be a mapping, got [64]"),
         (MINIMAL, ["reward=preference", "preference.pairing=neighbours"], "preference.pairing"),
-        (MINIMAL, ["reward=preference", "preference.lr=0"], "preference.lr must be a number > 0"),
+        (MINIMAL, ["reward=preference", "preference.lr=0"], "preference.lr: must be > 0, got 0"),
         (MINIMAL, ["reward=preference", "preference.train_pairs=0"],
-         "train_pairs must be an integer >= 1, got 0 (or null: train on every label)"),
+         "train_pairs: must be >= 1, got 0"),
         (MINIMAL, ["reward=preference", "preference.initial_labels=/no/such/store"],
          "/no/such/store is not a preference store"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],
-         "buffer_steps (10) must be more than preference.segment"),
-        (MINIMAL, ["hyperparams.normalize=maybe"], "hyperparams.normalize must be true, false"),
-        (MINIMAL, ["hyperparams.normalize={norm_obs: true}"], "norm_obs must be false"),
-        (MINIMAL, ["hyperparams.normalize={clip: 5}"], "hyperparams.normalize.['clip']"),
-        (MINIMAL, ["hyperparams.normalize={clip_reward: 0}"], "clip_reward must be a number > 0"),
+         "buffer_steps (10) must be more than segment (10)"),
+        (MINIMAL, ["hyperparams.normalize=maybe"], "hyperparams.normalize: must be true, false"),
+        (MINIMAL, ["hyperparams.normalize={norm_obs: true}"], "norm_obs: must be false"),
+        (MINIMAL, ["hyperparams.normalize={clip: 5}"], "unknown key 'hyperparams.normalize.clip'"),
+        (MINIMAL, ["hyperparams.normalize={clip_reward: 0}"], "clip_reward: must be > 0, got 0"),
         (MINIMAL, ["seed"], "is not key=value"),
         (MINIMAL, ["env_kwargs=3", "env_kwargs.obs_size=4"], "not a mapping"),
     ],
@@ -128,8 +135,10 @@ def test_not_yaml_and_missing_file(tmp_path):
 
 def test_overrides_do_not_touch_the_input():
     data = {"hyperparams": {"n_timesteps": 5}}
-    apply_overrides(data, ["hyperparams.n_timesteps=6"])
+    changed, sources = apply_overrides(data, ["hyperparams.n_timesteps=6"])
     assert data == {"hyperparams": {"n_timesteps": 5}}
+    assert changed == {"hyperparams": {"n_timesteps": 6}}
+    assert sources == {"hyperparams.n_timesteps": "hyperparams.n_timesteps=6"}
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
@@ -163,7 +172,7 @@ def test_reward_checkpoint_must_hold_the_named_module(tmp_path):
     config = load_config(write(tmp_path, MINIMAL), ["reward=preference", "preference=false",
                                                      f"reward_checkpoint={tmp_path / 'pref'}"])
     assert config.reward_checkpoint == str((tmp_path / "pref").resolve())
-    from agents.train import build_reward
+    from agents.runs import build_reward
 
     module = build_reward(config, "cpu")
     assert module.name == "preference" and module.ensemble_size == 1
@@ -175,9 +184,64 @@ def test_numbers_are_read_as_researchers_write_them(tmp_path):
     config = load_config(write(tmp_path, text), ["hyperparams.learning_rate=5e-4",
                                                  "hyperparams.ent_coef=1e-3",
                                                  "hyperparams.n_steps=6.4e1"])
-    assert config.n_timesteps == 20000 and isinstance(config.n_timesteps, int)
-    assert config.ppo_arguments()["learning_rate"] == pytest.approx(5e-4)
-    assert config.ppo_kwargs["ent_coef"] == pytest.approx(1e-3)
-    assert config.ppo_kwargs["n_steps"] == 64 and isinstance(config.ppo_kwargs["n_steps"], int)
-    with pytest.raises(ConfigError, match="n_envs must be an integer"):
+    hyper = config.hyperparams
+    assert hyper.n_timesteps == 20000 and isinstance(hyper.n_timesteps, int)
+    assert hyper.ppo_arguments()["learning_rate"] == pytest.approx(5e-4)
+    assert hyper.ent_coef == pytest.approx(1e-3)
+    assert hyper.n_steps == 64 and isinstance(hyper.n_steps, int)
+    with pytest.raises(ConfigError, match="n_envs: must be an integer, got 2.5"):
         load_config(write(tmp_path, MINIMAL), ["hyperparams.n_envs=2.5"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["env_kwargs.obs_sise=64"], "obs_sise"),
+        (["env_kwargs.obs_size='64'"], "obs_size must be an integer"),
+        (["reward=preference"], None),  # control: a valid run gets past the checks
+        (["reward=preference", "reward_kwargs.ensemble_size=abc"],
+         "ensemble_size must be an integer"),
+        (["device=cuda"], "CUDA is not available"),
+        (["device=tpu"], "tpu"),
+    ],
+)
+def test_failed_checks_leave_nothing_on_disk(tmp_path, capsys, monkeypatch, overrides, message):
+    """Every check runs before the run folder exists (issue 23, defect 3)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    args = ["train", "--config", str(write(tmp_path, MINIMAL)), *overrides, "--out", str(out),
+            "--no-progress"]
+    if message is None:  # a valid config: stop it right after the checks
+        from agents.cli import train as command
+
+        monkeypatch.setattr(command, "train", lambda *a, **k: {"steps": 0, "seconds": 0,
+                                                               "fps": 0, "gt_return": None,
+                                                               "success_rate": None})
+        assert main(args) == 0 and out.is_dir()
+        return
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_misspelt_override_is_blamed_on_the_command_line(tmp_path, capsys):
+    path = write(tmp_path, MINIMAL)
+    assert main(["train", "--config", str(path), "hyperparams.n_timestep=5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmalign train: error: command-line override "
+                          "'hyperparams.n_timestep=5': unknown key 'hyperparams.n_timestep'")
+    valid = err[err.index("["):err.index("]") + 1]
+    keys = [key.strip(" '") for key in valid.strip("[]").split(",")]
+    assert len(keys) == len(set(keys)) and "n_timesteps" in keys  # each key once
+    assert str(path) not in err  # the file is not blamed for the command line's typo
+
+
+def test_preference_false_survives_the_saved_config(tmp_path):
+    """A fixed preference reward stays fixed when the run is resumed from config.yaml."""
+    config = load_config(write(tmp_path, MINIMAL), ["reward=preference", "preference=false"])
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(config.to_yaml())
+    assert load_config(saved).preference_loop is None and load_config(saved) == config

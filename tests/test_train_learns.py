@@ -18,8 +18,8 @@ import yaml
 
 import rewards
 from agents.config import load_config
-from agents.evaluate import evaluate_run
-from agents.train import train
+from agents.evaluation import evaluate_run
+from agents.runs import train
 from rewards.clip import TINY_MODEL_CONFIG
 from tests import easy_env
 

@@ -11,7 +11,7 @@ import yaml
 from agents.cli import main
 from agents.collect import collect_dataset
 from agents.config import ConfigError, load_config
-from agents.train import train
+from agents.runs import train
 from agents.vla.model import VLAPolicy
 from tests import easy_env
 
@@ -62,7 +62,7 @@ def test_bc_config_errors_name_the_key(tmp_path, slide_data):
     easy_env.register()
     with pytest.raises(ConfigError, match="not a vmalign dataset"):
         load_config(bc_config(tmp_path, [tmp_path / "none"]))
-    with pytest.raises(ConfigError, match=r"bc\.\['epochs'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key 'bc.epochs'; valid keys of bc are \['batch_size'"):
         load_config(bc_config(tmp_path, [slide_data], epochs=3))
     with pytest.raises(ConfigError, match="do not apply to algo vla-bc"):
         load_config(bc_config(tmp_path, [slide_data]), ["reward=clip"])
@@ -78,7 +78,7 @@ def test_train_cli_with_algo_and_resume_length_override(tmp_path, slide_data, ca
     path = bc_config(tmp_path, [slide_data], steps=20)
     out = tmp_path / "cli"
     assert main(["train", "--config", str(path), "--algo", "vla-bc", "--out", str(out)]) == 0
-    assert "vla-bc, 20 steps" in capsys.readouterr().out
+    assert "vla-bc, 20 gradient steps" in capsys.readouterr().out
     assert main(["train", "--resume", str(out), "bc.steps=30"]) == 0
     assert json.loads((out / "train_summary.json").read_text())["resumed_from"] == 20
     assert main(["train", "--resume", str(out), "hyperparams.n_timesteps=5"]) == 2
@@ -111,3 +111,18 @@ def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data,
 def test_shipped_vla_configs_ask_for_the_policy_to_start_from(name):
     with pytest.raises(ConfigError, match="vla.init is required"):
         load_config(name)
+
+
+def test_a_config_yaml_written_before_the_schemas_were_split_still_loads(tmp_path, slide_data):
+    """Run folders of earlier versions list every trainer's keys at their defaults."""
+    easy_env.register()
+    config = yaml.safe_load(bc_config(tmp_path, [slide_data]).read_text())
+    old = {**config, "out": None, "eval_envs": None, "env": None, "env_kwargs": {},
+           "reward": "ground_truth", "reward_kwargs": {}, "reward_checkpoint": None,
+           "reward_frames": "render", "ppo": {}, "dpo": {}}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    loaded = load_config(tmp_path / "old.yaml")
+    assert loaded == load_config(bc_config(tmp_path, [slide_data]))
+    (tmp_path / "clash.yaml").write_text(yaml.safe_dump({**old, "reward": "clip"}))
+    with pytest.raises(ConfigError, match=r"\['reward'\] do not apply to algo vla-bc"):
+        load_config(tmp_path / "clash.yaml")

@@ -10,7 +10,7 @@ import yaml
 
 from agents.collect import collect_dataset
 from agents.config import load_config
-from agents.train import train
+from agents.runs import train
 from agents.vla.dpo import dpo_loss
 from agents.vla.model import VLAPolicy
 from tests import easy_env

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from agents.dataset import EpisodeDataset
+from agents.runs import Checked
 from agents.vla import runs
-from agents.vla.config import VLARunConfig
+from agents.vla.config import BCSettings, VLABCConfig
 from agents.vla.model import ActionSpec, VLAPolicy
 
 
@@ -51,24 +52,24 @@ class TaskData:
                 policy.action_indices(actions, self.spec))
 
 
-def learning_rate(step: int, settings: dict[str, Any]) -> float:
+def learning_rate(step: int, settings: BCSettings) -> float:
     """Linear warm-up to ``lr``, then cosine decay to 10% of it at ``steps``."""
-    base, warmup, total = settings["lr"], settings["warmup"], settings["steps"]
+    base, warmup, total = settings.lr, settings.warmup, settings.steps
     if step < warmup:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = print,
-          device: str = "cpu") -> dict[str, Any]:
-    settings = config.bc
-    tasks = [TaskData(folder, settings["max_episodes"]) for folder in config.datasets]
+def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
+          progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
+    settings, device = config.bc, checked.device
+    tasks = [TaskData(folder, settings.max_episodes) for folder in config.datasets]
     policy = runs.build_policy(config, device)
     decay = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() >= 2]
     other = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
-                                   {"params": other, "weight_decay": 0.0}], lr=settings["lr"])
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": other, "weight_decay": 0.0}], lr=settings.lr)
     start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
     rng = np.random.default_rng(trainer.get("rng_seed", config.seed) + start)
     logger = runs.make_logger(run_dir)
@@ -78,20 +79,20 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
 
     started, losses = time.perf_counter(), {t.name: [] for t in tasks}
     policy.train()
-    for step in range(start, settings["steps"]):
+    for step in range(start, settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         optimizer.zero_grad(set_to_none=True)
         for task in tasks:
-            images, tokens, texts, indices = task.sample(policy, settings["batch_size"], rng)
+            images, tokens, texts, indices = task.sample(policy, settings.batch_size, rng)
             features = policy.features(images, tokens, texts)
             loss = -policy.distribution(features, task.spec).log_prob(indices).mean()
             loss.backward()
             losses[task.name].append(loss.item())
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), settings["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), settings.grad_clip)
         optimizer.step()
         done = step + 1
-        if done % settings["log_every"] == 0 or done == settings["steps"]:
+        if done % settings.log_every == 0 or done == settings.steps:
             for name, values in losses.items():
                 logger.record(f"bc/loss/{name}", float(np.mean(values)))
             logger.record("bc/lr", optimizer.param_groups[0]["lr"])
@@ -99,16 +100,16 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
             logger.record("time/total_timesteps", done)
             logger.dump(done)
             losses = {t.name: [] for t in tasks}
-        if done % config.checkpoint_every == 0 or done == settings["steps"]:
+        if done % config.checkpoint_every == 0 or done == settings.steps:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {"rng_seed": config.seed})
     seconds = time.perf_counter() - started
     results = runs.evaluate(policy, config)
     for env_id, result in results.items():
         logger.record(f"eval/success_rate/{env_id}", result["success_rate"])
-    logger.record("time/total_timesteps", settings["steps"])
-    logger.dump(settings["steps"])
+    logger.record("time/total_timesteps", settings.steps)
+    logger.dump(settings.steps)
     return runs.finish(run_dir, policy, {
-        "algo": "vla-bc", "steps": settings["steps"], "resumed_from": start,
+        "algo": "vla-bc", "steps": settings.steps, "resumed_from": start,
         "seconds": round(seconds, 1), "device": device, "parameters": policy.num_parameters(),
         "datasets": {t.name: {"episodes": t.episodes, "frames": t.frames} for t in tasks},
         "eval": results,

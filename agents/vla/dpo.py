@@ -35,25 +35,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.dataset import (DatasetWriter, EpisodeDataset, append_line, cut_torn_line,
+                            read_lines)
+from agents.labelling import make_teacher
+from agents.rollouts import NO_FRAMES, Episode
+from agents.runs import Checked
 from agents.vla import runs
-from agents.vla.config import VLARunConfig
+from agents.vla.config import VLADPOConfig
 from agents.vla.model import ActionSpec, VLAPolicy, indices_to_actions, total_log_prob
+from agents.vla.rollout import rollout_episodes
 
 ROLLOUTS = "rollouts"
 PREFERENCES = "preferences.jsonl"
 
 
-def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log: Any) -> Any:
+def record_rollouts(policy: VLAPolicy, config: VLADPOConfig, run_dir: Path, log: Any) -> Any:
     """The rollout dataset, recorded now as far as it is not on disk yet."""
-    import gymnasium as gym
-
-    from agents.dataset import DatasetWriter, EpisodeDataset
-    from agents.vla.rollout import rollout_episodes
-
     s = config.dpo
     env = gym.make(config.env, **config.env_kwargs)
     obs, _ = env.reset(seed=config.seed)
@@ -65,8 +67,8 @@ def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log:
     writer = DatasetWriter(run_dir / ROLLOUTS, features,
                            {"env": config.env, "env_kwargs": config.env_kwargs,
                             "policy": "vla (dpo rollouts)"})
-    per_start = s["rollouts_per_start"]
-    starts = [config.seed + i // per_start for i in range(s["rollouts"])]
+    per_start = s.rollouts_per_start
+    starts = [config.seed + i // per_start for i in range(s.rollouts)]
     recorded: dict[int, int] = {}
     for record in writer.episodes:
         recorded[int(record["seed"])] = recorded.get(int(record["seed"]), 0) + 1
@@ -82,40 +84,37 @@ def record_rollouts(policy: VLAPolicy, config: VLARunConfig, run_dir: Path, log:
         for begin in range(0, len(seeds), 16):
             for episode in rollout_episodes(policy, config.env, config.env_kwargs,
                                             seeds[begin:begin + 16],
-                                            deterministic=not s["sample_rollouts"],
+                                            deterministic=not s.sample_rollouts,
                                             keep_trajectories=True, generator=generator):
-                actions = indices_to_actions(np.stack(episode.indices), spec,
+                actions = indices_to_actions(episode.action_indices, spec,
                                              policy.config.action_bins)
-                extras = ({"action_mask": np.stack(episode.masks)}
-                          if episode.masks and episode.masks[0] is not None else {})
-                writer.add_episode(np.stack(episode.observations), actions,
-                                   np.asarray(episode.rewards, np.float32),
+                extras = ({"action_mask": episode.action_masks}
+                          if episode.action_masks is not None else {})
+                writer.add_episode(episode.observations, actions, episode.env_rewards,
                                    np.array([False] * (len(episode) - 1) + [episode.success]),
                                    episode.instruction, episode.seed, extras)
-    return EpisodeDataset(run_dir / ROLLOUTS, cache_episodes=s["rollouts"])
+    return EpisodeDataset(run_dir / ROLLOUTS, cache_episodes=s.rollouts)
 
 
-def label_pairs(dataset: Any, config: VLARunConfig, run_dir: Path) -> list[dict[str, Any]]:
+def label_pairs(dataset: Any, config: VLADPOConfig, run_dir: Path) -> list[dict[str, Any]]:
     """The labelled pairs, drawn and labelled now as far as they are not on disk yet."""
-    from agents.dataset import append_line, cut_torn_line, read_lines
-    from agents.reward_train import make_teacher
-
     s = config.dpo
     path = run_dir / PREFERENCES
     cut_torn_line(path)
     records = read_lines(path)
     asked = len(records) + len(read_lines(path.with_suffix(".skipped.jsonl")))
-    if asked >= s["pairs"]:
+    if asked >= s.pairs:
         return records
-    episodes = [_Returns(dataset.episode(i)["reward"]) for i in range(dataset.num_episodes)]
+    episodes = [Episode(NO_FRAMES, dataset.episode(i)["reward"])
+                for i in range(dataset.num_episodes)]
     length = max(len(e.env_rewards) for e in episodes)
-    teacher = make_teacher(s["teacher"], dict(s["teacher_kwargs"]), episodes, length, config.seed)
+    teacher = make_teacher(s.teacher, dict(s.teacher_kwargs), episodes, length, config.seed)
     by_start: dict[int, list[int]] = {}
     for index, record in enumerate(dataset.episodes):
         by_start.setdefault(int(record["seed"]), []).append(index)
     groups = [group for group in by_start.values() if len(group) >= 2]
     rng = np.random.default_rng(config.seed + asked)
-    for _ in range(s["pairs"] - asked):
+    for _ in range(s.pairs - asked):
         group = groups[int(rng.integers(len(groups)))]
         a, b = (int(i) for i in rng.choice(group, size=2, replace=False))
         # Zero rewards in front align the ends (what a myopic teacher weighs most).
@@ -133,13 +132,6 @@ def label_pairs(dataset: Any, config: VLARunConfig, run_dir: Path) -> list[dict[
         append_line(path, record)
         records.append(record)
     return records
-
-
-class _Returns:
-    """What :func:`agents.reward_train.make_teacher` reads of an episode."""
-
-    def __init__(self, rewards: np.ndarray) -> None:
-        self.env_rewards = np.asarray(rewards, np.float32)
 
 
 def trajectory_log_prob(policy: VLAPolicy, episode: dict[str, np.ndarray], task: str,
@@ -160,20 +152,18 @@ def dpo_loss(policy_w: torch.Tensor, reference_w: torch.Tensor, policy_l: torch.
     return -F.logsigmoid(beta * ((policy_w - reference_w) - (policy_l - reference_l)))
 
 
-def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = print,
-          device: str = "cpu") -> dict[str, Any]:
-    import gymnasium as gym
-
-    s = config.dpo
+def train(config: VLADPOConfig, run_dir: Path, resume: bool, checked: Checked,
+          progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
+    s, device = config.dpo, checked.device
     policy = runs.build_policy(config, device)
-    reference = VLAPolicy.load(config.vla["init"], device=device).eval().requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s["lr"])
-    start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    reference = VLAPolicy.load(config.vla.init, device=device).eval().requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
+    start, _trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
     env = gym.make(config.env, **config.env_kwargs)
     spec = ActionSpec.of(env.action_space)
     env.close()
     started = time.perf_counter()
-    log(f"vmalign train: vla-dpo on {config.env}, beta {s['beta']}, {device}")
+    log(f"vmalign train: vla-dpo on {config.env}, beta {s.beta}, {device}")
 
     # Rollouts and labels come from the *starting* policy: on resume, the reference.
     dataset = record_rollouts(reference, config, run_dir, log)
@@ -192,42 +182,55 @@ def train(config: VLARunConfig, run_dir: Path, resume: bool = False, log: Any = 
     for _ in range(start):  # the same pair orders as an unbroken run
         rng.permutation(len(pairs))
     policy.train()
-    for epoch in range(start, s["epochs"]):
+    for epoch in range(start, s.epochs):
         losses, correct = [], []
         order = rng.permutation(len(pairs))
-        for begin in range(0, len(order), s["batch_pairs"]):
-            optimizer.zero_grad(set_to_none=True)
-            batch = [pairs[i] for i in order[begin:begin + s["batch_pairs"]]]
-            for pair in batch:
-                winner, loser = (pair["a"], pair["b"]) if pair["label"] > 0.5 else (pair["b"], pair["a"])
-                logp_w = trajectory_log_prob(policy, dataset.episode(winner), tasks[winner], spec)
-                logp_l = trajectory_log_prob(policy, dataset.episode(loser), tasks[loser], spec)
-                loss = dpo_loss(logp_w, torch.tensor(reference_logp[winner]), logp_l,
-                                torch.tensor(reference_logp[loser]), s["beta"])
-                if s["nll_coef"]:
-                    steps = len(dataset.episode(winner)["reward"])
-                    loss = loss - s["nll_coef"] * logp_w / steps
-                (loss / len(batch)).backward()
-                losses.append(float(loss.detach()))
-                margin = ((float(logp_w.detach()) - reference_logp[winner])
-                          - (float(logp_l.detach()) - reference_logp[loser]))
-                correct.append(margin > 0)
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-            optimizer.step()
+        for begin in range(0, len(order), s.batch_pairs):
+            batch = [pairs[i] for i in order[begin:begin + s.batch_pairs]]
+            batch_losses, batch_correct = dpo_step(policy, optimizer, dataset, tasks, spec,
+                                                   batch, reference_logp, s.beta, s.nll_coef)
+            losses += batch_losses
+            correct += batch_correct
         done = epoch + 1
         logger.record("dpo/loss", float(np.mean(losses)) if losses else float("nan"))
         logger.record("dpo/preference_accuracy", float(np.mean(correct)) if correct else float("nan"))
         logger.record("time/total_timesteps", done)
         logger.dump(done)
-        if done % config.checkpoint_every == 0 or done == s["epochs"]:
+        if done % config.checkpoint_every == 0 or done == s.epochs:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {})
     seconds = time.perf_counter() - started
     results = runs.evaluate(policy, config)
     starting = runs.evaluate(reference, config)
     return runs.finish(run_dir, policy, {
-        "algo": "vla-dpo", "env": config.env, "epochs": s["epochs"], "steps": s["epochs"],
+        "algo": "vla-dpo", "env": config.env, "epochs": s.epochs, "steps": s.epochs,
         "resumed_from": start, "pairs": len(pairs), "rollouts": dataset.num_episodes,
         "seconds": round(seconds, 1), "device": device, "eval": results,
         "eval_starting_policy": starting,
     })
 
+
+def dpo_step(policy: VLAPolicy, optimizer: torch.optim.Optimizer, dataset: EpisodeDataset,
+             tasks: list[str], spec: ActionSpec, batch: list[dict[str, Any]],
+             reference_logp: list[float], beta: float, nll_coef: float
+             ) -> tuple[list[float], list[bool]]:
+    """One optimiser step on a batch of labelled pairs; returns each pair's loss and
+    whether the policy now prefers the winner more than the reference does."""
+    optimizer.zero_grad(set_to_none=True)
+    losses, correct = [], []
+    for pair in batch:
+        winner, loser = (pair["a"], pair["b"]) if pair["label"] > 0.5 else (pair["b"], pair["a"])
+        logp_w = trajectory_log_prob(policy, dataset.episode(winner), tasks[winner], spec)
+        logp_l = trajectory_log_prob(policy, dataset.episode(loser), tasks[loser], spec)
+        loss = dpo_loss(logp_w, torch.tensor(reference_logp[winner]), logp_l,
+                        torch.tensor(reference_logp[loser]), beta)
+        if nll_coef:
+            steps = len(dataset.episode(winner)["reward"])
+            loss = loss - nll_coef * logp_w / steps
+        (loss / len(batch)).backward()
+        losses.append(float(loss.detach()))
+        margin = ((float(logp_w.detach()) - reference_logp[winner])
+                  - (float(logp_l.detach()) - reference_logp[loser]))
+        correct.append(margin > 0)
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+    optimizer.step()
+    return losses, correct

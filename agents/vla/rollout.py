@@ -3,12 +3,11 @@
 :func:`rollout_episodes` plays one episode per seed, ``parallel`` envs in lockstep so
 that each step is one batched policy call, and keeps what the caller asks for: the
 observations and action indices (DPO's trajectories), the rendered frames (videos),
-always the rewards, success and instruction.
+always the rewards, success and instruction, as :class:`agents.rollouts.Episode`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,44 +16,48 @@ import numpy as np
 import torch
 
 import envs  # noqa: F401  (registers the ids)
+from agents.rollouts import NO_FRAMES, Episode
 from agents.vla.model import ActionSpec, VLAPolicy
 
 MAX_STEPS = 2000
 """Safety cap on an episode's length (every vmalign env truncates well before)."""
 
 
-@dataclasses.dataclass
-class VLAEpisode:
-    seed: int
-    instruction: str
-    rewards: list[float] = dataclasses.field(default_factory=list)
-    success: bool = False
-    observations: list[np.ndarray] = dataclasses.field(default_factory=list)
-    indices: list[np.ndarray] = dataclasses.field(default_factory=list)
-    """The action index chosen at each step (bins per dimension, or the action id)."""
-    masks: list[np.ndarray | None] = dataclasses.field(default_factory=list)
-    frames: list[np.ndarray] = dataclasses.field(default_factory=list)
-    """``env.render()`` at reset and after each step (with ``render=True``)."""
+class _Recording:
+    """One episode's steps as they are played."""
 
-    @property
-    def ground_truth_return(self) -> float:
-        return float(np.sum(self.rewards))
+    def __init__(self, seed: int, instruction: str, first_frame: np.ndarray | None) -> None:
+        self.seed, self.instruction, self.first_frame = seed, instruction, first_frame
+        self.rewards: list[float] = []
+        self.success = False
+        self.observations: list[np.ndarray] = []
+        self.indices: list[np.ndarray] = []
+        self.masks: list[np.ndarray | None] = []
+        self.frames: list[np.ndarray] = []
 
-    def __len__(self) -> int:
-        return len(self.rewards)
+    def episode(self) -> Episode:
+        has_masks = bool(self.masks) and self.masks[0] is not None
+        return Episode(
+            frames=np.stack(self.frames) if self.frames else NO_FRAMES,
+            env_rewards=np.asarray(self.rewards, np.float32), instruction=self.instruction,
+            success=self.success, policy="vla", seed=self.seed,
+            observations=np.stack(self.observations) if self.observations else None,
+            action_indices=np.stack(self.indices) if self.indices else None,
+            action_masks=np.stack(self.masks) if has_masks else None,
+            first_frame=self.first_frame)
 
 
 def rollout_episodes(policy: VLAPolicy, env_id: str, env_kwargs: dict[str, Any],
                      seeds: Sequence[int], deterministic: bool = True, parallel: int = 8,
                      keep_trajectories: bool = False, render: bool = False,
-                     generator: torch.Generator | None = None) -> list[VLAEpisode]:
+                     generator: torch.Generator | None = None) -> list[Episode]:
     """One episode per seed, in seed order."""
     kwargs = dict(env_kwargs)
     if render:
         kwargs["render_mode"] = "rgb_array"
     environments = [gym.make(env_id, **kwargs) for _ in range(max(1, min(parallel, len(seeds))))]
     spec = ActionSpec.of(environments[0].action_space)
-    results: list[VLAEpisode] = []
+    results: list[Episode] = []
     queue = list(seeds)
     try:
         while queue:
@@ -69,14 +72,13 @@ def rollout_episodes(policy: VLAPolicy, env_id: str, env_kwargs: dict[str, Any],
 
 def _play(policy: VLAPolicy, environments: list[gym.Env], seeds: list[int], spec: ActionSpec,
           deterministic: bool, keep: bool, render: bool,
-          generator: torch.Generator | None) -> list[VLAEpisode]:
-    episodes, observations, infos = [], [], []
+          generator: torch.Generator | None) -> list[Episode]:
+    recordings, observations, infos = [], [], []
     for env, seed in zip(environments, seeds):
         env.action_space.seed(seed)
         obs, info = env.reset(seed=seed)
-        episodes.append(VLAEpisode(seed=seed, instruction=str(info.get("instruction", ""))))
-        if render:
-            episodes[-1].frames.append(env.render())
+        recordings.append(_Recording(seed, str(info.get("instruction", "")),
+                                     env.render() if render else None))
         observations.append(obs)
         infos.append(info)
     alive = list(range(len(environments)))
@@ -87,7 +89,7 @@ def _play(policy: VLAPolicy, environments: list[gym.Env], seeds: list[int], spec
             if not alive:
                 break
             images = np.stack([observations[i] for i in alive])
-            texts = [episodes[i].instruction for i in alive]
+            texts = [recordings[i].instruction for i in alive]
             masks = [infos[i].get("action_mask") for i in alive]
             mask = np.stack(masks) if spec.kind == "discrete" and masks[0] is not None else None
             with torch.no_grad():
@@ -98,24 +100,24 @@ def _play(policy: VLAPolicy, environments: list[gym.Env], seeds: list[int], spec
             indices = indices.cpu().numpy()
             still = []
             for row, i in enumerate(alive):
-                episode = episodes[i]
+                recording = recordings[i]
                 if keep:
-                    episode.observations.append(observations[i])
-                    episode.indices.append(indices[row])
-                    episode.masks.append(None if mask is None else mask[row])
+                    recording.observations.append(observations[i])
+                    recording.indices.append(indices[row])
+                    recording.masks.append(None if mask is None else mask[row])
                 obs, reward, terminated, truncated, info = environments[i].step(actions[row])
-                episode.rewards.append(float(reward))
-                episode.success = bool(info.get("is_success", False))
+                recording.rewards.append(float(reward))
+                recording.success = bool(info.get("is_success", False))
                 if render:
-                    episode.frames.append(environments[i].render())
+                    recording.frames.append(environments[i].render())
                 observations[i], infos[i] = obs, info
                 if not (terminated or truncated):
                     still.append(i)
             alive = still
     finally:
         policy.train(was_training)
-    return episodes
+    return [recording.episode() for recording in recordings]
 
 
-def success_rate(episodes: Sequence[VLAEpisode]) -> float:
-    return float(np.mean([e.success for e in episodes])) if episodes else float("nan")
+def success_rate(episodes: Sequence[Episode]) -> float:
+    return float(np.mean([bool(e.success) for e in episodes])) if episodes else float("nan")

@@ -9,40 +9,35 @@ at the end, ``policy/`` (the final policy) and ``train_summary.json``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from agents.checkpoint import Checkpoint, latest_checkpoint, set_rng_state, write_checkpoint
+from agents.evaluation import EVAL_SEED_OFFSET
+from agents.logs import PROGRESS_FILE, AppendingCSV, truncate_log
 from agents.vla.config import VLARunConfig
 from agents.vla.model import VLAPolicy, make_config
-
-EVAL_SEED_OFFSET = 1_000_000
-"""Evaluation episodes start at the config's seed plus this (held out from training)."""
+from agents.vla.rollout import rollout_episodes, success_rate
 
 
 def build_policy(config: VLARunConfig, device: str) -> VLAPolicy:
     """The policy the run starts from: ``vla.init`` (a saved policy), else a fresh one
     of ``vla.preset`` with the config's overrides (seeded by the run's seed)."""
-    settings = dict(config.vla)
-    preset, init = settings.pop("preset"), settings.pop("init")
-    if init is not None:
-        return VLAPolicy.load(init, device=device)
+    if config.vla.init is not None:
+        return VLAPolicy.load(config.vla.init, device=device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return VLAPolicy(make_config(preset, **settings), device=device)
+        return VLAPolicy(make_config(config.vla.preset, **config.vla.architecture()),
+                         device=device)
 
 
 def make_logger(run_dir: Path) -> Any:
     """SB3's logger writing ``progress.csv`` (appending across resumes) and TensorBoard."""
-    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
-
-    from agents.callbacks import AppendingCSV
-
-    return Logger(str(run_dir), [AppendingCSV(run_dir / "progress.csv"),
+    return Logger(str(run_dir), [AppendingCSV(run_dir / PROGRESS_FILE),
                                  TensorBoardOutputFormat(str(run_dir))])
 
 
@@ -60,8 +55,6 @@ def resume(run_dir: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
     """Loads the latest checkpoint into ``policy`` and ``optimizer`` (and the RNGs);
     returns its step and trainer state, or ``(0, {})`` when there is none. Log rows
     written after that step move to ``progress.discarded.csv`` (they will be redone)."""
-    from agents.callbacks import truncate_log
-
     checkpoint: Checkpoint | None = latest_checkpoint(run_dir)
     if checkpoint is None:
         log(f"vmalign train: {run_dir} has no checkpoint yet; starting from step 0")
@@ -75,7 +68,7 @@ def resume(run_dir: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
         raise ValueError(f"{path} is corrupt or truncated: {error}") from error
     optimizer.load_state_dict(state)
     set_rng_state(checkpoint.state["rng"])
-    moved = truncate_log(run_dir / "progress.csv", checkpoint.num_timesteps)
+    moved = truncate_log(run_dir / PROGRESS_FILE, checkpoint.num_timesteps)
     log(f"vmalign train: resuming {run_dir} from step {checkpoint.num_timesteps}"
         + (f" ({moved} log rows after it moved to progress.discarded.csv)" if moved else ""))
     return checkpoint.num_timesteps, dict(checkpoint.state.get("trainer", {}))
@@ -85,12 +78,10 @@ def evaluate(policy: VLAPolicy, config: VLARunConfig, episodes: int | None = Non
              seed: int | None = None) -> dict[str, dict[str, float]]:
     """Success rate and mean ground-truth return on every eval env (held-out seeds,
     deterministic actions)."""
-    from agents.vla.rollout import rollout_episodes, success_rate
-
     count = episodes or config.eval_episodes
     first = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     results = {}
-    for env_id, kwargs in config.eval_envs.items():
+    for env_id, kwargs in config.eval_env_kwargs.items():
         played = rollout_episodes(policy, env_id, kwargs, range(first, first + count))
         results[env_id] = {"success_rate": round(success_rate(played), 4),
                            "mean_return": round(float(np.mean([e.ground_truth_return
@@ -100,10 +91,7 @@ def evaluate(policy: VLAPolicy, config: VLARunConfig, episodes: int | None = Non
 
 
 def finish(run_dir: Path, policy: VLAPolicy, summary: dict[str, Any]) -> dict[str, Any]:
-    """Saves the final policy to ``RUN/policy`` and the summary to ``train_summary.json``."""
-    from rewards.durable import atomic_write
-
+    """Saves the final policy to ``RUN/policy``; returns the summary (which
+    :func:`agents.runs.train` writes to ``train_summary.json``)."""
     policy.save(run_dir / "policy")
-    text = json.dumps(summary, indent=2)
-    atomic_write(run_dir / "train_summary.json", lambda handle: handle.write(text.encode()))
     return summary

@@ -19,7 +19,7 @@ from envs.cards.sprites import (
     paste,
     text_sprite,
 )
-from envs.checks import check_choice, reject_unknown_kwargs
+from envs.checks import check_bool, reject_unknown_kwargs
 
 STAND, HIT = 0, 1
 DEALER_STANDS_ON = 17
@@ -117,6 +117,8 @@ class BlackjackEnv(CardGameEnv):
 
     ## Info
     ``instruction``, ``is_success`` (the episode ended with a positive reward),
+    ``progress`` (0 while the hand is played, then the outcome: 1 for a win, 0.5 for a
+    draw, 0 for a loss; a hit is no step toward a win, so nothing in between),
     ``action_mask`` (both actions always legal), ``legal_actions``, ``text``
     (RL4VLM's text observation: ``"Dealer's card: K. Player's cards: 10, 6."``),
     ``dealer_cards`` (names of the dealer's visible cards: the up card until the
@@ -147,7 +149,8 @@ class BlackjackEnv(CardGameEnv):
 
     ## Version history
     - v0: initial release (Gymnasium ``Blackjack-v1`` rules and payouts as gym-cards'
-      ``Blackjack-v0``; tens drawn; dealer revealed at the end).
+      ``Blackjack-v0``; tens drawn; dealer revealed at the end); ``info["progress"]``
+      added later (episodes unchanged).
     """
 
     action_words = ("stand", "hit")
@@ -163,10 +166,9 @@ class BlackjackEnv(CardGameEnv):
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
-        check_choice("natural", natural, (True, False))
-        check_choice("sab", sab, (True, False))
-        self.natural = bool(natural)
-        self.sab = bool(sab)
+        # check_bool: a membership test in (True, False) would take 1 and 0 as well.
+        self.natural = check_bool("natural", natural)
+        self.sab = check_bool("sab", sab)
         super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
         self.dealer: list[Card] = []
         self.player: list[Card] = []
@@ -215,6 +217,11 @@ class BlackjackEnv(CardGameEnv):
 
     def is_success(self) -> bool:
         return self.episode_over and self.reward > 0
+
+    def progress(self) -> float:
+        if not self.episode_over:
+            return 0.0
+        return 1.0 if self.reward > 0 else 0.5 if self.reward == 0 else 0.0
 
     def expert_action(self) -> int:
         return basic_strategy(

@@ -40,9 +40,10 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
       drawn at that size.
 
     Info keys shared by every game: ``instruction`` (the task in words),
-    ``is_success``, ``action_mask`` (``int8`` array, 1 where the action is legal now),
-    ``legal_actions`` (the words of those actions) and ``text`` (the state in words,
-    for text-only agents and prompts).
+    ``is_success``, ``progress`` (task completion in [0, 1], 1 exactly on success;
+    each game defines it), ``action_mask`` (``int8`` array, 1 where the action is
+    legal now), ``legal_actions`` (the words of those actions) and ``text`` (the state
+    in words, for text-only agents and prompts).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -124,6 +125,7 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
         return {
             "instruction": self.instruction,
             "is_success": self.is_success(),
+            "progress": self.progress(),
             "action_mask": self.action_mask(),
             "legal_actions": self.legal_actions(),
             "text": self.state_text(),
@@ -188,6 +190,11 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
 
     def is_success(self) -> bool:
         """Whether the episode is won (so far)."""
+        raise NotImplementedError
+
+    def progress(self) -> float:
+        """Task completion in [0, 1], 1.0 exactly when :meth:`is_success`: the measure
+        learned rewards are judged against. Runs every step, so it must be cheap."""
         raise NotImplementedError
 
     def expert_action(self) -> int:

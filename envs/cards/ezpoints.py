@@ -40,8 +40,12 @@ class EZPointsEnv(FormulaGameEnv):
 
     ## Info
     ``instruction``, ``is_success`` (the episode ended with a correct ``=``),
-    ``action_mask`` (0 for numbers no unused card shows), ``legal_actions``, ``text``
-    (``"Cards: 3H, 4S. Numbers: 3, 4. Formula: 3 *"``), ``cards`` (names such as
+    ``progress`` (the share of a winning formula typed: the longest beginning of the
+    formula that a solution starts with, over the length of the shortest such
+    solution plus one for ``=``; so 0, 1/4, 2/4, 3/4 and 1 along ``4 * 3 =``; 1
+    exactly on success; see :mod:`envs.cards.formula_game`), ``action_mask`` (0 for
+    numbers no unused card shows), ``legal_actions``, ``text`` (``"Cards: 3H, 4S.
+    Numbers: 3, 4. Formula: 3 *"``), ``cards`` (names such as
     ``"10H"``), ``numbers`` (the values) and ``formula`` (tokens joined by spaces).
 
     ## Starting state
@@ -67,7 +71,8 @@ class EZPointsEnv(FormulaGameEnv):
     arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release (gym-cards' ``EZPoints-v0`` rules, seeded, exact scoring).
+    - v0: initial release (gym-cards' ``EZPoints-v0`` rules, seeded, exact scoring);
+      ``info["progress"]`` added later (episodes unchanged).
     """
 
     action_words = (*(str(n) for n in range(1, 11)), "+", "*", "=")

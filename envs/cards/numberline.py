@@ -10,6 +10,7 @@ import numpy as np
 from envs.cards.card_game import CardGameEnv
 from envs.cards.sprites import BLACK, WHITE, font, paste, text_sprite, text_width
 from envs.checks import check_int_range, reject_unknown_kwargs
+from envs.progress import progress_toward
 
 MINUS, PLUS = 0, 1
 LABELS = ("Target: ", "Current: ")
@@ -48,14 +49,27 @@ class NumberLineEnv(CardGameEnv):
     current number closer (a wrong direction, or pushing against an end); else 0.
 
     ## Info
-    ``instruction``, ``is_success`` (current equals target), ``action_mask`` (both
-    actions are always legal), ``legal_actions``, ``text`` (``"Target: 3. Current:
-    1."``), ``target`` and ``current``.
+    ``instruction``, ``is_success`` (current equals target), ``progress`` (``1 -
+    |current - target| / |start - target|``, floored at 0: 0 at the start, 1 exactly
+    on success), ``action_mask`` (both actions are always legal), ``legal_actions``,
+    ``text`` (``"Target: 3. Current: 1."``), ``target`` and ``current``.
 
     ## Starting state
-    Target uniform in ``[0, max_position]``, current uniform among the other values
-    (they never start equal; gym-cards documented this but its ``reset`` did not
-    enforce it). ``reset(options={"target": g, "current": c})`` sets either or both.
+    Target uniform in ``[0, max_position]``, current uniform among the other values:
+    every ordered pair with current != target is equally likely, so the start
+    (current) is uniform in ``[0, max_position]``, as in gym-cards.
+    ``reset(options={"target": g, "current": c})`` sets either or both; the other is
+    then uniform among the values that differ from it.
+
+    gym-cards' ``reset`` (since its commit 2d947f4; its first version let them start
+    equal) also keeps them apart, but its target is not uniform: it draws start and
+    target uniformly and, when they are equal, moves the target to ``(target + 1) %
+    max_position``. So given the start ``s``, target ``(s + 1) % max_position`` is
+    twice as likely as each other value (over all deals target 1 is the most likely
+    and ``max_position`` the least), and with ``max_position=1`` the target stays 0
+    when both are drawn 0, a deal already won, a quarter of the time. Here those
+    deals are not made, and every pair is equally likely. gym-cards also draws from
+    Python's global ``random``, which ``reset(seed=...)`` does not seed.
 
     ## Episode end
     Termination when the current number reaches the target. Truncation after
@@ -75,7 +89,7 @@ class NumberLineEnv(CardGameEnv):
 
     ## Version history
     - v0: initial release (gym-cards' ``NumberLine-v0`` rules, seeded, start never
-      equal to the target).
+      equal to the target); ``info["progress"]`` added later (episodes unchanged).
     """
 
     background = WHITE
@@ -95,6 +109,8 @@ class NumberLineEnv(CardGameEnv):
         super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
         self.target = 0
         self.current = 0
+        self.start = 0
+        """The current number at the start of the episode."""
         self.steps_made = 0
 
     # ---------------------------------------------------------------- rules
@@ -116,6 +132,7 @@ class NumberLineEnv(CardGameEnv):
         self.current = check_int_range("current", current, 0, top)
         if self.target == self.current:
             raise ValueError(f"target and current must differ, both are {self.target}")
+        self.start = self.current
         self.steps_made = 0
         return "move the current number to the target number with - and +"
 
@@ -132,6 +149,10 @@ class NumberLineEnv(CardGameEnv):
 
     def is_success(self) -> bool:
         return self.current == self.target
+
+    def progress(self) -> float:
+        # Linear in the distance left; a step away from the target can make it 0.
+        return progress_toward(abs(self.current - self.target), abs(self.start - self.target), 0)
 
     def expert_action(self) -> int:
         return PLUS if self.current < self.target else MINUS

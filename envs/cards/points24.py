@@ -11,7 +11,7 @@ from typing import Any
 from envs.cards import solver
 from envs.cards.deck import Card, draw_card
 from envs.cards.formula_game import FormulaGameEnv
-from envs.checks import check_choice, check_int_range, reject_unknown_kwargs
+from envs.checks import check_bool, check_int_range, reject_unknown_kwargs
 
 OPERATOR_WORDS = ("+", "-", "*", "/", "(", ")", "=")
 
@@ -71,7 +71,11 @@ class Points24Env(FormulaGameEnv):
 
     ## Info
     ``instruction``, ``is_success`` (the episode ended with a correct ``=``),
-    ``action_mask`` (0 for numbers no unused card shows), ``legal_actions``, ``text``
+    ``progress`` (the share of a winning formula typed, by the exact solver: the
+    longest beginning of the formula that a solution starts with, over the length of
+    the shortest such solution plus one for ``=``; 1 exactly on success, 0 throughout
+    on a deal with no solution; see :mod:`envs.cards.formula_game`), ``action_mask``
+    (0 for numbers no unused card shows), ``legal_actions``, ``text``
     (``"Cards: 3H, 3S, 8D, 8C. Numbers: 3, 3, 8, 8. Formula: 8 / ("``), ``cards``,
     ``numbers`` and ``formula`` (tokens joined by spaces).
 
@@ -101,7 +105,8 @@ class Points24Env(FormulaGameEnv):
 
     ## Version history
     - v0: initial release (gym-cards' ``Points24-v0`` rules, seeded, exact scoring,
-      solvable deals only by default).
+      solvable deals only by default); ``info["progress"]`` added later (episodes
+      unchanged).
     """
 
     card_count = 4
@@ -121,10 +126,10 @@ class Points24Env(FormulaGameEnv):
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
-        check_choice("treat_face_cards_as_10", treat_face_cards_as_10, (True, False))
-        check_choice("solvable_only", solvable_only, (True, False))
-        self.treat_face_cards_as_10 = bool(treat_face_cards_as_10)
-        self.solvable_only = bool(solvable_only)
+        # check_bool: a membership test in (True, False) would take 1 and 0 as well.
+        self.treat_face_cards_as_10 = check_bool("treat_face_cards_as_10",
+                                                 treat_face_cards_as_10)
+        self.solvable_only = check_bool("solvable_only", solvable_only)
         self.target = check_int_range("target_points", target_points, 1, 100)
         highest = 10 if self.treat_face_cards_as_10 else 13
         self.action_words = (*(str(n) for n in range(1, highest + 1)), *OPERATOR_WORDS)

@@ -378,13 +378,6 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         """Tool centre point: the point between the finger pads, in world coordinates."""
         return self.data.site_xpos[self._tcp_site].copy()
 
-    @property
-    def finger_opening(self) -> float:
-        """Finger joint position in metres: 0 closed, :data:`FINGER_OPEN` fully open."""
-        if self._gripper < 0:
-            return 0.0
-        return float(self.data.qpos[self._arm_qpos[-1]])  # finger_right, last robot joint
-
     def body_pos(self, body: str) -> np.ndarray:
         """World position of a body's frame (a copy, safe to keep)."""
         return self.data.xpos[self._body_ids[body]].copy()

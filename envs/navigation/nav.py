@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.checks import (
+    check_bool,
     check_box_action,
     check_choice,
     check_discrete_action,
@@ -58,7 +59,6 @@ SUCCESS_BONUS = 1.0
 CAMERAS = ("first_person", "top")
 
 TURN_LEFT, TURN_RIGHT, FORWARD, DONE = 0, 1, 2, 3
-ACTION_NAMES = ("turn_left", "turn_right", "forward", "done")
 
 _MARGIN = 0.05
 """Extra clearance (metres) the expert keeps from walls and distractors."""
@@ -109,6 +109,9 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
       material and tint; when False every episode uses the same ones.
     - ``max_steps`` (int or None): truncate after this many steps; None uses the
       task's default, which grows with the layout.
+
+    The bool arguments take ``True`` or ``False`` only: anything else (``"no"``,
+    ``1``, ``None``) raises ``ValueError`` naming the argument.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -144,16 +147,18 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         if self.num_objects > capacity:
             raise ValueError(f"num_objects={num_objects} does not fit {where}; "
                              f"use at most {capacity}")
-        if continuous and done_action:
+        # check_bool, not bool(): bool("no") is True, so a config or command-line
+        # string would silently switch a flag on.
+        self.continuous = check_bool("continuous", continuous)
+        self.done_action = check_bool("done_action", done_action)
+        self.require_facing = check_bool("require_facing", require_facing)
+        self.terminate_on_success = check_bool("terminate_on_success", terminate_on_success)
+        self.randomize_textures = check_bool("randomize_textures", randomize_textures)
+        if self.continuous and self.done_action:
             raise ValueError("done_action=True needs discrete actions (continuous=False)")
         self.render_mode = render_mode
         self.camera = camera
         self.render_camera = render_camera
-        self.continuous = bool(continuous)
-        self.done_action = bool(done_action)
-        self.require_facing = bool(require_facing)
-        self.terminate_on_success = bool(terminate_on_success)
-        self.randomize_textures = bool(randomize_textures)
         default_steps = self._default_max_steps()
         self.max_steps = (default_steps if max_steps is None
                           else check_int_range("max_steps", max_steps, 1, 1_000_000))

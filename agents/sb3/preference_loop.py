@@ -22,30 +22,32 @@ do not count against the query budget.
 
 The store is the record of what was asked: each batch carries the round, the step
 and how many pairs were asked (skipped ones included) in its ``meta``. On resume
-the loop counts its budget from the store, and retrains the reward on labels that
-arrived after the checkpoint, so a kill never loses a label.
+the loop counts its budget and schedules its next round from the store, and
+retrains the reward on labels that arrived after the checkpoint, so a kill never
+loses a label and a resumed run asks on the schedule of one never stopped.
+
+Each round is :func:`agents.labelling.label_round` followed by
+:func:`agents.labelling.refit`, as in ``vmalign reward-train``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.reward_wrappers import VecRewardWrapper
+from agents.labelling import label_round, make_teacher, refit
+from agents.rollouts import Episode
+from agents.sb3.config import PreferenceSettings
+from agents.sb3.reward_wrappers import VecRewardWrapper
 from rewards.preference_store import PreferenceStore
 
-
-@dataclasses.dataclass
-class RecentEpisode:
-    """A stretch of one env's steps (what :mod:`rewards.query` cuts segments from)."""
-
-    frames: np.ndarray
-    env_rewards: np.ndarray
-    instruction: str
+PREFERENCES = "preferences"
+"""The run folder's preference store."""
+IMPORTED = "imported_from"
+"""Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
 
 
 class _EnvHistory:
@@ -54,7 +56,7 @@ class _EnvHistory:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.finished: list[RecentEpisode] = []
+        self.finished: list[Episode] = []
         self.frames: list[np.ndarray] = []
         self.rewards: list[float] = []
         self.instruction = ""
@@ -64,32 +66,34 @@ class _EnvHistory:
         self.rewards.append(reward)
         self.instruction = instruction
         if done:
-            self.finished.append(RecentEpisode(np.stack(self.frames),
-                                               np.asarray(self.rewards, np.float32), instruction))
+            self.finished.append(self._episode())
             self.frames, self.rewards = [], []
-        kept = len(self.frames) + sum(len(e.frames) for e in self.finished)
+        kept = len(self.frames) + sum(len(e) for e in self.finished)
         while self.finished and kept > self.limit:
-            kept -= len(self.finished.pop(0).frames)
+            kept -= len(self.finished.pop(0))
 
-    def episodes(self, min_length: int) -> list[RecentEpisode]:
-        running = ([RecentEpisode(np.stack(self.frames), np.asarray(self.rewards, np.float32),
-                                  self.instruction)] if len(self.frames) >= min_length else [])
-        return [e for e in self.finished if len(e.frames) >= min_length] + running
+    def _episode(self) -> Episode:
+        return Episode(np.stack(self.frames), np.asarray(self.rewards, np.float32),
+                       self.instruction)
+
+    def episodes(self, min_length: int) -> list[Episode]:
+        running = [self._episode()] if len(self.frames) >= min_length else []
+        return [e for e in self.finished if len(e) >= min_length] + running
 
 
-IMPORTED = "imported_from"
-"""Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
-
-
-def store_budget(store: PreferenceStore) -> tuple[int, int]:
-    """(pairs asked, rounds) recorded in ``store``: one batch per round; labels
-    imported from ``initial_labels`` count in neither."""
-    batches: dict[str, int] = {}
+def store_schedule(store: PreferenceStore) -> tuple[int, int, int | None]:
+    """(pairs asked, rounds, step of the last round) recorded in ``store``: one batch
+    per round; labels imported from ``initial_labels`` count in none of them."""
+    batches: dict[str, tuple[int, int | None]] = {}
     for record in store.records():
         meta = record.get("meta", {})
         if IMPORTED not in meta:
-            batches[record["batch"]] = int(meta.get("asked", 1))
-    return sum(batches.values()), len(batches)
+            step = meta.get("step")
+            batches[record["batch"]] = (int(meta.get("asked", 1)),
+                                        None if step is None else int(step))
+    steps = [step for _asked, step in batches.values() if step is not None]
+    return (sum(asked for asked, _step in batches.values()), len(batches),
+            max(steps) if steps else None)
 
 
 def import_labels(store: PreferenceStore, folder: str | Path,
@@ -125,49 +129,35 @@ def import_labels(store: PreferenceStore, folder: str | Path,
     return len(pairs)
 
 
-def round_training_pairs(total: int, new_from: int, limit: int | None,
-                         rng: np.random.Generator) -> np.ndarray | None:
-    """Which of a store's ``total`` labels a round trains on (None: all of them).
-
-    With a ``limit`` the cost of a round stays flat as labels pile up: the labels
-    from ``new_from`` on (the policy's latest behaviour, the reason the round was
-    asked) are all in, and a uniform sample of the older ones fills the rest, so
-    earlier lessons keep being rehearsed. If the new labels alone exceed the limit
-    (imported labels, or several rounds' worth after a resume) a uniform sample of
-    them is taken instead.
-    """
-    if limit is None or total <= limit:
-        return None
-    new_from = min(max(new_from, 0), total)
-    if total - new_from >= limit:
-        return np.sort(rng.choice(np.arange(new_from, total), size=limit, replace=False))
-    older = rng.choice(new_from, size=limit - (total - new_from), replace=False)
-    return np.sort(np.concatenate([older, np.arange(new_from, total)]))
-
-
 class PreferenceLoop(BaseCallback):
     """Asks the teacher and refits the preference reward between PPO rollouts.
 
     :param layer: the env's :class:`VecRewardWrapper`, built with ``keep_frames=True``.
     :param reward: the :class:`~rewards.preference.PreferenceReward` being trained.
     :param store: where labels go (the run's ``preferences/`` folder).
-    :param settings: the config's ``preference`` section (see ``agents.config``).
+    :param settings: the config's ``preference`` section.
     :param seed: seeds query drawing and reward training (round ``k`` uses ``seed + k``).
     :param state: the loop's state from a checkpoint (None for a new run).
     """
 
     def __init__(self, layer: VecRewardWrapper, reward: Any, store: PreferenceStore,
-                 settings: dict[str, Any], seed: int, state: dict[str, Any] | None = None) -> None:
+                 settings: PreferenceSettings, seed: int,
+                 state: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.layer = layer
         self.reward = reward
         self.store = store
         self.settings = settings
         self.seed = seed
-        self.histories = [_EnvHistory(settings["buffer_steps"]) for _ in range(layer.num_envs)]
-        self.asked, self.rounds = store_budget(store)
+        self.histories = [_EnvHistory(settings.buffer_steps) for _ in range(layer.num_envs)]
         state = state or {}
+        self.asked, self.rounds, last_round_at = store_schedule(store)
+        # The store knows of rounds asked after the checkpoint this run resumes from
+        # (the checkpoint does not): the next round is due update_every steps after
+        # the last one recorded, as in a run that was never stopped.
         self.next_round_at = int(state.get("next_round_at", 0))
+        if last_round_at is not None:
+            self.next_round_at = max(self.next_round_at, last_round_at + settings.update_every)
         self.labels_trained = int(state.get("labels_trained", 0))
         self.teacher: Any = None
         self.last_accuracy: float | None = state.get("last_accuracy")
@@ -180,7 +170,7 @@ class PreferenceLoop(BaseCallback):
     def _on_training_start(self) -> None:
         if len(self.store) > self.labels_trained:
             # Labels written after the checkpoint this run resumed from: train on them.
-            self._train(self.rounds)
+            self._refit(self.rounds)
 
     def _on_step(self) -> bool:
         frames, env_rewards = self.layer.last_frames, self.layer.last_env_rewards
@@ -191,59 +181,45 @@ class PreferenceLoop(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        budget = self.settings["total_queries"] - self.asked
+        budget = self.settings.total_queries - self.asked
         if budget <= 0 or self.num_timesteps < self.next_round_at:
             return
         first = self.rounds == 0
-        count = min(self.settings["initial_queries"] if first else self.settings["queries_per_round"],
+        count = min(self.settings.initial_queries if first else self.settings.queries_per_round,
                     budget)
-        if count > 0:
-            self._ask(count, "uniform" if first else self.settings["query"])
-        self.next_round_at = self.num_timesteps + self.settings["update_every"]
+        if count > 0 and not self._ask(count, "uniform" if first else self.settings.query):
+            return  # nothing long enough to cut segments from yet: after the next rollout
+        self.next_round_at = self.num_timesteps + self.settings.update_every
 
-    def _ask(self, count: int, method: str) -> None:
-        from agents.reward_train import make_teacher
-        from rewards.query import draw_queries
-
-        segment, pairing = self.settings["segment"], self.settings["pairing"]
+    def _ask(self, count: int, method: str) -> bool:
+        """One round; False when no episode is long enough for a query yet."""
+        settings = self.settings
         # A same-episode pair needs two different starts: one step more than a segment.
-        shortest = segment + 1 if pairing == "same_episode" else segment
+        shortest = settings.segment + 1 if settings.pairing == "same_episode" else settings.segment
         episodes = [e for history in self.histories for e in history.episodes(shortest)]
         if not episodes:
-            return  # nothing long enough yet; try again after the next rollout
+            return False
         if self.teacher is None:
-            self.teacher = make_teacher(self.settings["teacher"],
-                                        dict(self.settings["teacher_kwargs"]), episodes,
-                                        segment, self.seed)
-        rng = np.random.default_rng(self.seed + self.rounds)
-        queries = draw_queries(episodes, count, self.settings["pool_factor"] * count, segment,
-                               method, self.reward, rng, pairing)
-        labels = np.asarray(self.teacher.label_pairs(queries), np.float32)
-        keep = ~np.isnan(labels)
-        kept = queries.subset(np.flatnonzero(keep))
-        # Durable before anything else: a kill after this line keeps the labels.
-        self.store.append(kept.frames_a, kept.frames_b, labels[keep], source=self.teacher.name,
-                          instructions=kept.instructions,
-                          meta={"round": self.rounds, "step": int(self.num_timesteps),
-                                "asked": int(count), "query": method, "pairing": pairing})
-        self.asked += count
+            self.teacher = make_teacher(settings.teacher, settings.teacher_kwargs, episodes,
+                                        settings.segment, self.seed)
+        result = label_round(episodes, count, method, self.reward, self.teacher, self.store,
+                             np.random.default_rng(self.seed + self.rounds), settings.segment,
+                             settings.pool_factor, settings.pairing,
+                             meta={"round": self.rounds, "step": int(self.num_timesteps)})
+        self.asked += result.asked
         self.rounds += 1
-        self._train(self.rounds)
+        self._refit(self.rounds)
         self.logger.record("preference/asked", self.asked)
         self.logger.record("preference/labels", len(self.store))
-        self.logger.record("preference/skipped", int((~keep).sum()))
+        self.logger.record("preference/skipped", result.skipped)
+        return True
 
-    def _train(self, round_index: int) -> None:
-        from rewards.preference import train_preference_reward
-
+    def _refit(self, round_index: int) -> None:
         if len(self.store) == 0:
             return
-        rng = np.random.default_rng(self.seed + round_index)
-        chosen = round_training_pairs(len(self.store), self.labels_trained,
-                                      self.settings["train_pairs"], rng)
-        data = self.store if chosen is None else self.store.load(chosen)
-        metrics = train_preference_reward(self.reward, data, epochs=self.settings["epochs"],
-                                          lr=self.settings["lr"], seed=self.seed + round_index)
+        metrics = refit(self.reward, self.store, self.settings.epochs, self.settings.lr,
+                        seed=self.seed + round_index, limit=self.settings.train_pairs,
+                        new_from=self.labels_trained)
         self.labels_trained = len(self.store)
         self.last_accuracy = metrics.accuracy
         self.logger.record("preference/training_accuracy", metrics.accuracy)

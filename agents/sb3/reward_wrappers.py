@@ -1,6 +1,6 @@
-"""Wiring reward modules into environments: a Gymnasium wrapper and an SB3 VecEnv wrapper.
+"""Wiring reward modules into SB3 vector environments.
 
-Both replace the environment's reward with a reward module's score of the frame the
+:class:`VecRewardWrapper` replaces the environment's reward with a reward module's score of the frame the
 agent produced, and keep what the environment said in ``info`` (``env_reward``, and
 the env's own ``is_success`` and ``progress`` untouched), so ground-truth return
 and success are still logged next to the learned reward.
@@ -60,34 +60,6 @@ class FrameInInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, FRAME_KEY: self.env.render()}
 
 
-class RewardWrapper(gym.Wrapper):
-    """One env whose reward is ``reward(frame, instruction, env_reward)`` each step.
-
-    :param env: the environment (made with ``render_mode="rgb_array"`` for
-        ``frames="render"``).
-    :param reward: a reward module (``rewards.make(...)``) that scores single steps.
-    :param frames: ``"render"`` (default) or ``"observation"``.
-    """
-
-    def __init__(self, env: gym.Env, reward: RewardModel, frames: str = "render") -> None:
-        _check_module(reward, frames)
-        if reward.needs_frames and frames == "render" and env.render_mode != "rgb_array":
-            raise ValueError("frames='render' needs an env made with render_mode='rgb_array'")
-        super().__init__(env)
-        self.reward_module = reward
-        self.frames = frames
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, env_reward, terminated, truncated, info = self.env.step(action)
-        frame = None
-        if self.reward_module.needs_frames:
-            frame = (self.env.render() if self.frames == "render" else obs)[None]
-        instruction = str(info.get("instruction", ""))
-        reward = self.reward_module(frame, [instruction], np.array([env_reward], np.float32))
-        info = {**info, "env_reward": float(env_reward)}
-        return obs, float(reward[0]), terminated, truncated, info
-
-
 class VecRewardWrapper(VecEnvWrapper):
     """Scores all envs' frames in one batched call of ``reward`` at every step.
 
@@ -130,7 +102,7 @@ class VecRewardWrapper(VecEnvWrapper):
         if self.frames == "render":
             if FRAME_KEY not in infos[0]:
                 raise ValueError(
-                    "frames='render' needs each env wrapped in agents.reward_wrappers.FrameInInfo "
+                    "frames='render' needs each env wrapped in agents.sb3.reward_wrappers.FrameInInfo "
                     "(make_vec_env(..., wrapper_class=FrameInInfo, "
                     "env_kwargs={'render_mode': 'rgb_array'}))"
                 )

@@ -18,10 +18,16 @@ A killed demo is continued with ``vmalign train --resume RUN`` and ``vmalign eva
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
+
+from agents.config import load_config
+from agents.evaluation import evaluate_run
+from agents.output import make_output_dir, write_json
+from agents.runs import preflight_run, train
+from agents.sb3.config import PPOConfig
+from rewards.durable import atomic_save
 
 DEFAULT_CONFIG = "demo"
 
@@ -45,12 +51,12 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
             f"{config.reward} reward. On {evaluation['episodes']} held-out episodes the "
             f"policy succeeds {success} of the time (ground truth), with a mean "
             f"ground-truth return of {evaluation['mean_return']:.2f}.")
-    if config.preference is not None:
-        teacher = config.preference["teacher"]
+    loop = config.preference_loop
+    if loop is not None:
         text += (f" The reward was learned online from {training.get('queries_asked', 0)} "
-                 f"preference queries to the simulated {teacher} teacher "
+                 f"preference queries to the simulated {loop.teacher} teacher "
                  f"({training.get('labels', 0)} labels kept, budget "
-                 f"{config.preference['total_queries']}).")
+                 f"{loop.total_queries}).")
     correlation = evaluation.get("reward_progress_spearman")
     if correlation is not None:
         text += (f" On those episodes the learned reward's Spearman correlation with task "
@@ -59,19 +65,17 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.config import load_config
-    from agents.evaluate import evaluate_run
-    from agents.output import make_output_dir
-    from agents.train import train
-    from rewards.durable import atomic_write
-
     started = time.perf_counter()
     config = load_config(args.config, args.overrides)
+    if not isinstance(config, PPOConfig):
+        raise ValueError(f"vmalign demo runs PPO configs; {args.config} has algo {config.algo} "
+                         f"(use vmalign train for it)")
+    checked = preflight_run(config, None)  # before any folder exists
     run_dir = make_output_dir(args.out, prefix="demo")
     print(f"vmalign demo: PPO on {config.env} against the {config.reward} reward, "
-          f"{config.n_timesteps:,} steps; writing to {run_dir}\n"
+          f"{config.hyperparams.n_timesteps:,} steps; writing to {run_dir}\n"
           f"  (if interrupted: vmalign train --resume {run_dir}, then vmalign eval {run_dir})")
-    training = train(config, run_dir, progress_bar=not args.no_progress)
+    training = train(config, run_dir, checked=checked, progress_bar=not args.no_progress)
     evaluation = evaluate_run(run_dir)
     paragraph = summary_paragraph(config, training, evaluation)
     outputs = {name: str(Path(evaluation["out_dir"]) / name)
@@ -80,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
               "evaluation": {key: value for key, value in evaluation.items()
                              if key != "episode_results"},
               "outputs": outputs, "seconds": round(time.perf_counter() - started, 1)}
-    atomic_write(run_dir / "summary.json",
-                 lambda handle: handle.write(json.dumps(record, indent=2).encode()))
+    write_json(run_dir / "summary.json", record)
     files = "\n".join(f"- {name}: `{path}`" for name, path in outputs.items())
-    atomic_write(run_dir / "summary.md",
-                 lambda handle: handle.write(f"# vmalign demo\n\n{paragraph}\n\n{files}\n".encode()))
+    atomic_save(run_dir / "summary.md", lambda partial: partial.write_text(
+        f"# vmalign demo\n\n{paragraph}\n\n{files}\n"))
     print(f"\n{paragraph}\n\nVideos and learning curve: {evaluation['out_dir']}\n"
           f"Summary: {run_dir / 'summary.md'} ({record['seconds'] / 60:.1f} min in all)")
     return 0

@@ -1,9 +1,10 @@
-"""Judge a reward module before RL: how well does it agree with the task?
+"""Judging a reward module before RL: how well does it agree with the task?
 
-Collects seeded rollouts of an environment (expert, random and noisy-expert
-mixtures), scores every frame with the reward module, and reports:
+Scores every frame of recorded rollouts (expert, random and noisy-expert mixtures)
+with the reward module, and reports:
 
-- per step: Pearson and Spearman correlation of the reward with ``info["progress"]``;
+- per step: Pearson and Spearman correlation of the reward with ``info["progress"]``
+  (None where the env reports no progress);
 - within episodes: the mean over episodes of the Spearman correlation of the reward
   with the environment's reward, step by step. PPO only needs this ordering (a
   constant per episode changes nothing it learns), and a reward can score well on
@@ -13,41 +14,25 @@ mixtures), scores every frame with the reward module, and reports:
   held-out rollouts, how often the reward prefers the segment with the higher
   ground-truth return (pairs of equal return left out).
 
-Writes ``report.json`` and ``report.png`` (reward and progress over time for a few
-episodes, and a reward-progress scatter) to a fresh output folder.
+``vmalign reward-eval`` (:mod:`agents.cli.reward_eval`) writes the report as
+``report.json`` and ``report.png``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from agents.metrics import pearson, preference_accuracy, spearman
-from agents.output import make_output_dir
-from agents.rollouts import POLICY_HELP, Episode, collect_episodes
+from agents.rollouts import Episode
+from rewards.durable import atomic_save
 
 DEFAULT_POLICIES = ("expert", "noisy(0.3)", "noisy(0.6)", "random")
-
-
-def parse_reward_args(pairs: Sequence[str], what: str = "reward argument") -> dict[str, Any]:
-    """``["alpha=0.5", "model=ViT-B-32"]`` -> kwargs; values are read as JSON when they
-    parse (numbers, true/false, lists), else kept as strings. ``what`` names the
-    option in the error for a malformed pair."""
-    kwargs: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{what} {pair!r} is not KEY=VALUE")
-        try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
-    return kwargs
 
 
 def score_episodes(module: Any, episodes: Sequence[Episode]) -> list[np.ndarray]:
@@ -102,8 +87,8 @@ def evaluate(
     report = {
         "steps": int(len(step_reward)),
         "episodes": len(episodes),
-        "step_pearson_progress": pearson(step_reward, step_progress),
-        "step_spearman_progress": spearman(step_reward, step_progress),
+        "step_pearson_progress": _defined(pearson(step_reward, step_progress)),
+        "step_spearman_progress": _defined(spearman(step_reward, step_progress)),
         "within_episode_spearman_reward": within_episode_spearman(scored, env_values),
         "episode_pearson_return": pearson(returns, true_returns),
         "episode_spearman_return": spearman(returns, true_returns),
@@ -126,6 +111,11 @@ def evaluate(
     return report, scored
 
 
+def _defined(value: float) -> float | None:
+    """A correlation, or None where it is undefined (no progress reported, a constant)."""
+    return float(value) if np.isfinite(value) else None
+
+
 def within_episode_spearman(scored: Sequence[np.ndarray],
                             env_rewards: Sequence[np.ndarray]) -> float | None:
     """Mean over episodes of the Spearman correlation between a reward and the env's
@@ -140,13 +130,10 @@ def within_episode_spearman(scored: Sequence[np.ndarray],
 def plot_report(episodes: Sequence[Episode], scored: Sequence[np.ndarray], title: str,
                 path: Path) -> None:
     """Reward and progress over time for a few episodes, and a scatter of all steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
     shown = list(dict.fromkeys(e.policy for e in episodes))[:4]
-    figure, axes = plt.subplots(1, len(shown) + 1, figsize=(4 * (len(shown) + 1), 3.4))
+    figure = Figure(figsize=(4 * (len(shown) + 1), 3.4), layout="tight")
+    FigureCanvasAgg(figure)  # files only, no display
+    axes = figure.subplots(1, len(shown) + 1)
     for axis, policy in zip(axes, shown):
         index = next(i for i, e in enumerate(episodes) if e.policy == policy)
         reward = scored[index]
@@ -165,58 +152,7 @@ def plot_report(episodes: Sequence[Episode], scored: Sequence[np.ndarray], title
     scatter.set_ylabel("reward")
     scatter.set_title("all steps", fontsize=9)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=90)
-    plt.close(figure)
-    tmp.replace(path)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, help="environment id, e.g. vmalign/Push-v0")
-    parser.add_argument("--reward", help="reward module name (see rewards.names())")
-    parser.add_argument("--reward-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="reward module argument (repeatable), e.g. alpha=0.5")
-    parser.add_argument("--load", metavar="DIR", help="a reward module saved with rewards.save "
-                        "(instead of --reward)")
-    parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES),
-                        help=f"rollout policies: {POLICY_HELP}")
-    parser.add_argument("--episodes", type=int, default=5, help="episodes per policy")
-    parser.add_argument("--seed", type=int, default=10_000, help="first episode seed")
-    parser.add_argument("--render-size", type=int, default=64, help="frame size the reward sees")
-    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment argument (repeatable), e.g. render_camera=workspace "
-                             "or randomize_colors=false (as a training config's env_kwargs)")
-    parser.add_argument("--segment", type=int, default=10, help="segment length for pairs")
-    parser.add_argument("--pairs", type=int, default=500, help="held-out segment pairs")
-    parser.add_argument("--out", help="output folder (default outputs/reward-eval-<time>)")
-
-
-def run(args: argparse.Namespace) -> int:
-    import rewards
-
-    if (args.reward is None) == (args.load is None):
-        raise SystemExit("vmalign reward-eval: give exactly one of --reward NAME or --load DIR")
-    check_episode_count("--episodes", args.episodes, args.policies)
-    if args.load:
-        module = rewards.load(args.load, **parse_reward_args(args.reward_arg))
-    else:
-        module = rewards.make(args.reward, **parse_reward_args(args.reward_arg))
-    env_kwargs = parse_reward_args(args.env_arg, what="--env-arg")
-    episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
-                                render_size=args.render_size, env_kwargs=env_kwargs)
-    report, scored = evaluate(module, episodes, args.segment, args.pairs, seed=args.seed)
-    report = {"env": args.env, "env_kwargs": env_kwargs, "reward": module.name,
-              "reward_config": module.config(), "policies": args.policies, "seed": args.seed,
-              "render_size": args.render_size, **report}
-    out = make_output_dir(args.out, prefix="reward-eval")
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    plot_report(episodes, scored, f"{module.name} on {args.env}", out / "report.png")
-    print(f"vmalign reward-eval: {module.name} on {args.env}: step Spearman with progress "
-          f"{report['step_spearman_progress']:.3f}, within episodes with the env's reward "
-          f"{format_statistic(report['within_episode_spearman_reward'])}, preference accuracy "
-          f"{report['preference_accuracy']:.3f} -> {out}")
-    return 0
+    atomic_save(path, lambda partial: figure.savefig(partial, dpi=90, format="png"))
 
 
 def check_episode_count(option: str, episodes: int, policies: Sequence[str]) -> None:

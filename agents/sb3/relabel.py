@@ -23,7 +23,7 @@ import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.reward_wrappers import FRAME_KEY, FRAME_SOURCES
+from agents.sb3.reward_wrappers import FRAME_KEY, FRAME_SOURCES
 from rewards.base import RewardModel
 
 

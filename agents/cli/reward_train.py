@@ -1,0 +1,137 @@
+"""Train a learned reward module from a teacher and an environment.
+
+``vmalign reward-train --env vmalign/Push-v0 --reward preference --teacher oracle``:
+
+1. collect seeded rollouts (expert, noisy-expert mixtures, random);
+2. in rounds, draw candidate segment pairs, choose ``--query-batch`` of them
+   (``uniform`` first, then by ensemble ``disagreement`` or ``entropy`` if asked),
+   have the teacher label them, append the labels durably to
+   ``OUT/preferences`` (a preference store), and train the Bradley-Terry ensemble
+   on everything labelled so far;
+3. save the module to ``OUT/reward`` (``rewards.load`` reads it back);
+4. judge it on held-out rollouts with other seeds (``OUT/report.json``, the same
+   statistics as ``vmalign reward-eval``).
+
+Teachers: the B-Pref simulated ones (``oracle``, ``stochastic``, ``myopic``,
+``skip``, ``equal``, ``mistake``; ``--teacher-arg beta=10`` and so on) use the
+ground-truth reward; ``clip`` labels by zero-shot CLIP scores (RL-VLM-F style),
+with no ground truth (``--teacher-arg`` goes to the CLIP module then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import rewards
+from agents.cli.arguments import parse_key_values
+from agents.evaluation.reward import (DEFAULT_POLICIES, check_episode_count, evaluate,
+                                      format_statistic, plot_report)
+from agents.labelling import check_teacher_name, make_teacher
+from agents.output import make_output_dir
+from agents.reward_training import (HELD_OUT_SEED_OFFSET, compare_bradley_terry,
+                                    train_preference, train_rapl_from_returns)
+from agents.rollouts import POLICY_HELP, collect_episodes, parse_policy
+from agents.runs import check_env
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", required=True, help="environment id, e.g. vmalign/Push-v0")
+    parser.add_argument("--reward", default="preference", choices=["preference", "rapl"],
+                        help="the learned module to train")
+    parser.add_argument("--triplets", type=int, default=150,
+                        help="rapl: ranked triplets of episodes (ranked by ground-truth return)")
+    parser.add_argument("--demos", type=int, default=10, help="rapl: expert demonstrations kept")
+    parser.add_argument("--compare-bt", action="store_true",
+                        help="rapl: also train the Bradley-Terry preference module on the same "
+                             "triplets' pairs and report both on the held-out rollouts")
+    parser.add_argument("--bt-frame-stride", type=int, default=5,
+                        help="--compare-bt: keep every k-th frame of the paired episodes")
+    parser.add_argument("--teacher", default="oracle",
+                        help="oracle, stochastic, myopic, skip, equal, mistake, or clip")
+    parser.add_argument("--teacher-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="teacher parameter (repeatable), e.g. beta=10 or eps_mistake=0.1")
+    parser.add_argument("--reward-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="reward module architecture argument, e.g. ensemble_size=5")
+    parser.add_argument("--pairs", type=int, default=500, help="label budget (pairs asked)")
+    parser.add_argument("--query-batch", type=int, default=100, help="pairs asked per round")
+    parser.add_argument("--pool-factor", type=int, default=4,
+                        help="candidates drawn per query (pool = factor x batch)")
+    parser.add_argument("--query", default="uniform", choices=["uniform", "disagreement", "entropy"],
+                        help="how later rounds pick queries from the pool")
+    parser.add_argument("--pairing", default="any", choices=["any", "same_episode"],
+                        help="draw a pair's segments from any two episodes (B-Pref) or both "
+                             "from one episode (the scene held fixed; what PPO's online loop "
+                             "uses)")
+    parser.add_argument("--segment", type=int, default=10, help="segment length in steps")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs per round")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate of the "
+                        "preference module's training")
+    parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES),
+                        help=f"rollout policies: {POLICY_HELP}")
+    parser.add_argument("--episodes", type=int, default=8, help="training episodes per policy")
+    parser.add_argument("--eval-episodes", type=int, default=4,
+                        help="held-out episodes per policy for the report")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--render-size", type=int, default=64, help="frame size the reward sees")
+    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment argument (repeatable), e.g. render_camera=workspace "
+                             "or randomize_colors=false: train on the view PPO's config uses")
+    parser.add_argument("--out", help="output folder (default outputs/reward-train-<time>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.pairs < 1 or args.query_batch < 1 or args.pool_factor < 1:
+        raise ValueError("--pairs, --query-batch and --pool-factor must be >= 1")
+    check_teacher_name(args.teacher)  # before minutes of rollouts
+    if args.reward == "rapl" and args.teacher != "oracle":
+        raise ValueError("--reward rapl ranks triplets by ground-truth return: only "
+                         "--teacher oracle is supported for it")
+    for policy in args.policies:
+        parse_policy(policy)
+    check_episode_count("--eval-episodes", args.eval_episodes, args.policies)
+    teacher_params = parse_key_values(args.teacher_arg)
+    model_kwargs = parse_key_values(args.reward_arg)
+    rewards.make(args.reward, **model_kwargs)  # a bad --reward-arg fails before any rollout
+    env_kwargs = parse_key_values(args.env_arg, what="--env-arg")
+    check_env(args.env, {**env_kwargs, "render_size": args.render_size}, None, render=True,
+              seed=args.seed)  # a bad --env-arg fails before the output folder exists
+    out = make_output_dir(args.out, prefix="reward-train")
+    print(f"vmalign reward-train: writing to {out}")
+    episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
+                                render_size=args.render_size, env_kwargs=env_kwargs)
+    if args.reward == "rapl":
+        model, summary = train_rapl_from_returns(
+            episodes, out, triplets=args.triplets, demos=args.demos, epochs=args.epochs,
+            seed=args.seed, model_kwargs=model_kwargs,
+        )
+    else:
+        teacher = make_teacher(args.teacher, teacher_params, episodes, args.segment, args.seed)
+        model, summary = train_preference(
+            episodes, teacher, out, pairs=args.pairs, query_batch=args.query_batch,
+            pool_factor=args.pool_factor, query=args.query, segment=args.segment,
+            epochs=args.epochs, seed=args.seed, model_kwargs=model_kwargs, pairing=args.pairing,
+            lr=args.lr,
+        )
+    rewards.save(model, out / "reward")
+    held_out = collect_episodes(args.env, args.policies, args.eval_episodes,
+                                seed=args.seed + HELD_OUT_SEED_OFFSET,
+                                render_size=args.render_size, env_kwargs=env_kwargs)
+    if args.reward == "rapl" and args.compare_bt:
+        summary["bradley_terry_same_triplets"] = compare_bradley_terry(
+            episodes, held_out, out, triplets=args.triplets, frame_stride=args.bt_frame_stride,
+            segment=args.segment, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    report, scored = evaluate(model, held_out, args.segment, seed=args.seed)
+    report = {"env": args.env, "env_kwargs": env_kwargs, "reward": model.name,
+              "teacher": args.teacher,
+              "teacher_args": teacher_params, "reward_config": model.config(),
+              "training": summary, "held_out_seed": args.seed + HELD_OUT_SEED_OFFSET, **report}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    plot_report(held_out, scored, f"{model.name} ({args.teacher}) on {args.env}, held out",
+                out / "report.png")
+    within = format_statistic(report["within_episode_spearman_reward"])
+    print(f"vmalign reward-train: {model.name}; held-out step Spearman with progress "
+          f"{report['step_spearman_progress']:.3f}, within episodes with the env's reward "
+          f"{within}, preference accuracy {report['preference_accuracy']:.3f}; module saved "
+          f"to {out / 'reward'}")
+    return 0

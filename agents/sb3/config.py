@@ -1,0 +1,326 @@
+"""``algo: ppo``: the config of a stable-baselines3 PPO run, with rl-zoo key names.
+
+A config names an environment, a reward module and the PPO hyperparameters::
+
+    env: vmalign/Reach-v0
+    env_kwargs: {obs_size: 64, render_size: 64}
+    reward: preference            # any name in rewards.names()
+    reward_kwargs: {}             # its arguments (rewards.make)
+    reward_checkpoint: null       # or a module saved by rewards.save / vmalign reward-train
+    preference:                   # the online preference loop (reward: preference);
+                                  # "preference: false" trains on a fixed reward
+      teacher: oracle
+      total_queries: 400
+    seed: 0
+    hyperparams:                  # rl-zoo keys, then stable-baselines3 PPO's arguments
+      n_timesteps: 200000
+      n_envs: 8
+      policy: CnnPolicy
+      frame_stack: 2
+      learning_rate: lin_3.0e-4   # lin_X: linear decay from X to 0, as in rl-zoo
+      n_steps: 128
+
+``hyperparams.normalize: true`` is rl-zoo's reward normalisation (SB3's
+``VecNormalize`` with ``norm_obs=False``: pixels are already scaled by the CNN
+policy): PPO trains on rewards divided by a running standard deviation of the
+discounted return, which keeps the value loss from swamping the policy's gradient
+in the CNN both share when rewards are large or long-horizon. Logged returns stay
+unnormalised, and the statistics are checkpointed with the policy.
+
+rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
+mapping, ``activation_fn`` is a name (``relu``, ``tanh``, ...) and so is
+``features_extractor_class`` (``NatureCNN``, ``PixelCNN``: :mod:`agents.sb3.encoders`),
+so a config never executes code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
+from agents.config import EnvFields, Int, RewardFields, RunConfig, Section, at_least
+
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+FEATURES_EXTRACTORS = ("NatureCNN", "PixelCNN")
+"""Encoder names (classes in :data:`agents.sb3.encoders.FEATURES_EXTRACTORS`)."""
+_LINEAR = re.compile(r"^lin_(.+)$")
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+def _check_schedule(value: float | str) -> float | str:
+    if isinstance(value, str):
+        match = _LINEAR.match(value)
+        try:
+            if match and float(match.group(1)) > 0:
+                return value
+        except ValueError:
+            pass
+        raise ValueError(f"{value!r} is not a number or 'lin_<number>' (e.g. lin_3.0e-4)")
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return value
+
+
+Schedule = Annotated[float | str, AfterValidator(_check_schedule)]
+"""A number > 0, or rl-zoo's ``lin_X``: X times the fraction of training remaining."""
+
+
+def linear_schedule(initial: float) -> Callable[[float], float]:
+    """rl-zoo's ``lin_X``: X times the fraction of training remaining (1 -> 0)."""
+
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    schedule.initial = initial  # type: ignore[attr-defined]
+    return schedule
+
+
+def parse_schedule(value: float | str) -> float | Callable[[float], float]:
+    """A number stays a constant; ``"lin_X"`` becomes :func:`linear_schedule` (X)."""
+    if isinstance(value, str):
+        return linear_schedule(float(_LINEAR.match(value).group(1)))  # type: ignore[union-attr]
+    return float(value)
+
+
+def _switch(key: str) -> Callable[[Any], Any]:
+    """Reads ``true`` / ``false`` for a section as ``{key: true}`` / ``{key: false}``
+    (``normalize: true``, ``preference: false``)."""
+    def read(value: Any) -> Any:
+        if isinstance(value, bool):
+            return {key: value}
+        if value is not None and not isinstance(value, (dict, Section)):
+            raise ValueError(f"must be true, false or a mapping of settings, got {value!r}")
+        return value
+
+    return read
+
+
+class PreferenceSettings(Section):
+    """``preference:``: the online preference loop (:mod:`agents.sb3.preference_loop`).
+
+    ``preference: false`` is short for ``{enabled: false}``: a fixed preference reward
+    (e.g. ``reward_checkpoint: DIR``), no loop."""
+
+    enabled: bool = True
+    teacher: str = "oracle"
+    """A B-Pref simulated teacher (``rewards.teachers.TEACHER_PRESETS``) or ``clip``."""
+    teacher_kwargs: dict[str, Any] = {}
+    """e.g. ``{beta: 10}`` or ``{eps_mistake: 0.1}``."""
+    total_queries: at_least(0) = 500
+    """The label budget (pairs asked, skipped ones included)."""
+    initial_queries: at_least(0) = 100
+    """Asked after the first rollout (a random-ish policy)."""
+    queries_per_round: at_least(1) = 50
+    update_every: at_least(1) = 20000
+    """Environment steps between rounds."""
+    segment: at_least(1) = 10
+    """Steps per segment."""
+    query: Literal["uniform", "disagreement", "entropy"] = "disagreement"
+    pairing: Literal["same_episode", "any"] = "same_episode"
+    """Both segments of a pair from one episode, or from any two (``rewards.query``)."""
+    pool_factor: at_least(1) = 4
+    """Candidates drawn per query asked."""
+    epochs: at_least(1) = 20
+    """Reward-training epochs per round."""
+    train_pairs: at_least(1) | None = None
+    """Labels per round: null = all so far; N = the new ones plus a uniform sample of
+    older ones, N in all (a flat cost per round as labels pile up)."""
+    lr: Positive = 1.0e-3
+    """Reward-training Adam learning rate."""
+    buffer_steps: at_least(1) = 1000
+    """Recent steps kept per env to cut segments from."""
+    initial_labels: str | None = None
+    """A preference store folder whose labels seed the reward (outside the budget)."""
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, teacher: str) -> str:
+        # The teacher table lives with the teachers (rewards.teachers imports numpy only).
+        from rewards.teachers import TEACHER_PRESETS
+
+        teachers = [*TEACHER_PRESETS, "clip"]
+        if teacher not in teachers:
+            raise ValueError(f"{teacher!r} is not allowed; choose one of {teachers}")
+        return teacher
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PreferenceSettings:
+        from rewards.preference_store import HEADER_FILE
+
+        if self.buffer_steps <= self.segment:
+            raise ValueError(f"buffer_steps ({self.buffer_steps}) must be more than segment "
+                             f"({self.segment})")
+        if self.initial_labels is not None:
+            from pathlib import Path
+
+            if not (Path(self.initial_labels) / HEADER_FILE).is_file():
+                raise ValueError(f"initial_labels: {self.initial_labels} is not a preference "
+                                 f"store (a folder with {HEADER_FILE}, such as reward-train's "
+                                 f"OUT/preferences or a training run's preferences/)")
+        return self
+
+
+class NormalizeSettings(Section):
+    """``hyperparams.normalize``: ``true`` is short for ``{norm_reward: true,
+    clip_reward: 10}``, ``false`` for ``{norm_reward: false}``."""
+
+    norm_obs: bool = False
+    """Must stay false: observations are pixels, which the CNN policy scales itself."""
+    norm_reward: bool = True
+    clip_reward: Positive = 10.0
+
+    @field_validator("norm_obs")
+    @classmethod
+    def _no_observation_scaling(cls, norm_obs: bool) -> bool:
+        if norm_obs:
+            raise ValueError("must be false: observations are pixels, which the CNN policy "
+                             "scales itself")
+        return norm_obs
+
+
+class PolicyKwargs(Section):
+    """``hyperparams.policy_kwargs``: SB3 ``ActorCriticPolicy`` arguments, by name."""
+
+    net_arch: list[at_least(1)] | dict[str, list[at_least(1)]] | None = None
+    activation_fn: Literal[ACTIVATIONS] | None = None  # type: ignore[valid-type]
+    ortho_init: bool | None = None
+    log_std_init: float | None = None
+    full_std: bool | None = None
+    use_expln: bool | None = None
+    squash_output: bool | None = None
+    features_extractor_class: Literal[FEATURES_EXTRACTORS] | None = None  # type: ignore[valid-type]
+    features_extractor_kwargs: dict[str, Any] | None = None
+    share_features_extractor: bool | None = None
+    normalize_images: bool | None = None
+    optimizer_kwargs: dict[str, Any] | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """The keys set, with ``activation_fn`` and ``features_extractor_class`` turned
+        from names into classes."""
+        from torch import nn
+
+        from agents.sb3.encoders import FEATURES_EXTRACTORS as EXTRACTORS
+
+        kwargs = self.model_dump(exclude_none=True)
+        if "features_extractor_class" in kwargs:
+            kwargs["features_extractor_class"] = EXTRACTORS[kwargs["features_extractor_class"]]
+        if "activation_fn" in kwargs:
+            kwargs["activation_fn"] = {
+                "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU,
+                "gelu": nn.GELU, "silu": nn.SiLU,
+            }[kwargs["activation_fn"]]
+        return kwargs
+
+
+class PPOHyperparams(Section):
+    """``hyperparams:``: rl-zoo's keys, then stable-baselines3 PPO's own arguments
+    (defaults as in SB3 2.x)."""
+
+    n_timesteps: at_least(1)
+    """Total environment steps to train for (required)."""
+    n_envs: at_least(1) = 8
+    policy: Literal["CnnPolicy", "MlpPolicy", "MultiInputPolicy"] = "CnnPolicy"
+    frame_stack: at_least(1) = 1
+    """Stack this many observations (1: none)."""
+    policy_kwargs: PolicyKwargs = PolicyKwargs()
+    normalize: Annotated[NormalizeSettings, BeforeValidator(_switch("norm_reward"))] = \
+        NormalizeSettings(norm_reward=False)
+    """true: scale rewards by a running std of the discounted return (VecNormalize,
+    norm_obs off); or ``{norm_reward: true, clip_reward: X}``."""
+
+    PPO_ARGUMENTS: ClassVar[tuple[str, ...]] = (
+        "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
+        "clip_range", "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef",
+        "max_grad_norm", "use_sde", "sde_sample_freq", "target_kl", "stats_window_size")
+    learning_rate: Schedule = 3.0e-4
+    n_steps: at_least(1) = 2048
+    batch_size: at_least(1) = 64
+    n_epochs: at_least(1) = 10
+    gamma: Probability = 0.99
+    gae_lambda: Probability = 0.95
+    clip_range: Schedule = 0.2
+    clip_range_vf: Schedule | None = None
+    normalize_advantage: bool = True
+    ent_coef: NonNegative = 0.0
+    vf_coef: NonNegative = 0.5
+    max_grad_norm: NonNegative = 0.5
+    use_sde: bool = False
+    sde_sample_freq: Int = -1
+    target_kl: Positive | None = None
+    stats_window_size: at_least(1) = 100
+
+    @model_validator(mode="after")
+    def _rollout_fits(self) -> PPOHyperparams:
+        rollout = self.n_steps * self.n_envs
+        if rollout < 2:
+            raise ValueError(f"n_steps x n_envs must be > 1 (PPO normalises advantages over "
+                             f"the rollout), got {self.n_steps} x {self.n_envs}")
+        if self.batch_size > rollout:
+            raise ValueError(f"batch_size ({self.batch_size}) is larger than a rollout "
+                             f"(n_steps x n_envs = {rollout})")
+        return self
+
+    def ppo_arguments(self) -> dict[str, Any]:
+        """PPO keyword arguments, ``lin_X`` schedules turned into functions."""
+        kwargs = {key: getattr(self, key) for key in self.PPO_ARGUMENTS}
+        for key in ("learning_rate", "clip_range", "clip_range_vf"):
+            if kwargs[key] is not None:
+                kwargs[key] = parse_schedule(kwargs[key])
+        return kwargs
+
+    def normalize_arguments(self) -> dict[str, Any] | None:
+        """``VecNormalize`` arguments for reward normalisation, or None for none."""
+        if not self.normalize.norm_reward:
+            return None
+        return {"clip_reward": float(self.normalize.clip_reward)}
+
+
+class PPOConfig(EnvFields, RewardFields, RunConfig):
+    """A stable-baselines3 PPO run: env, reward module, optional online preference loop."""
+
+    algo: Literal["ppo"] = "ppo"
+    preference: Annotated[PreferenceSettings | None, BeforeValidator(_switch("enabled"))] = None
+    """The online preference loop (``reward: preference`` only); ``false`` for a fixed
+    reward; unset means the defaults with ``reward: preference``."""
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    hyperparams: PPOHyperparams
+
+    LENGTH_KEY: ClassVar[str] = "hyperparams.n_timesteps"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preference_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preference") is None \
+                and data.get("reward", "ground_truth") == "preference":
+            data = {**data, "preference": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _preference_needs_preference_reward(self) -> PPOConfig:
+        if self.preference is not None and self.preference.enabled \
+                and self.reward != "preference":
+            raise ValueError(f"a 'preference' section needs reward: preference (got reward: "
+                             f"{self.reward})")
+        if self.hyperparams.normalize_arguments():
+            from rewards.registry import get  # the module's class: only with normalize on
+
+            if get(self.reward).needs_trajectory:
+                raise ValueError(f"hyperparams.normalize does not apply to the {self.reward} "
+                                 f"reward: it rewrites whole episodes in the rollout buffer "
+                                 f"after the normaliser has seen each step; set normalize: false")
+        return self
+
+    @property
+    def preference_loop(self) -> PreferenceSettings | None:
+        """The online loop's settings, or None when the reward is fixed."""
+        return self.preference if self.preference is not None and self.preference.enabled \
+            else None
+
+    def run_name(self) -> str:
+        return f"train-{self.env.split('/')[-1].removesuffix('-v0').lower()}-{self.reward}"

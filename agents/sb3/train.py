@@ -1,0 +1,173 @@
+"""``algo: ppo``: stable-baselines3 PPO against any env and reward module.
+
+Trains PPO on the config's env (pixels by default), with its reward module swapped
+in through the batched vector-env wrapper, and writes to the run folder:
+
+- ``progress.csv`` and TensorBoard event files (``tensorboard --logdir RUN``);
+- ``checkpoints/step-N/`` every ``checkpoint_every`` steps and at the end;
+- ``preferences/``: the labels of the online preference loop (reward: preference);
+- ``reward/``: the final learned reward module.
+
+A resumed run continues from its latest checkpoint: policy, optimiser, reward model,
+preference labels (all of them, including any written after the checkpoint), RNG
+states and step counters. Episodes that were running when the run stopped are
+started afresh (new seeds), which is all that differs from an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+import rewards
+from agents.checkpoint import Checkpoint, latest_checkpoint
+from agents.logs import PROGRESS_FILE, AppendingCSV, truncate_log
+from agents.runs import Checked
+from agents.sb3 import checkpoint as ckpt
+from agents.sb3.callbacks import EpisodeMetrics, PeriodicCheckpoint, ProgressBar
+from agents.sb3.config import PPOConfig
+from agents.sb3.preference_loop import PREFERENCES, PreferenceLoop, import_labels
+from agents.sb3.relabel import RelabelRolloutBuffer
+from agents.sb3.vector import make_training_env
+from rewards.preference_store import PreferenceStore
+
+
+def build_model(config: PPOConfig, venv: VecEnv, device: str,
+                rollout_buffer: dict[str, Any] | None = None) -> PPO:
+    """The PPO learner the config describes, on ``venv``."""
+    hyper = config.hyperparams
+    return PPO(hyper.policy, venv, seed=config.seed, device=device, verbose=0,
+               policy_kwargs=hyper.policy_kwargs.arguments(), **(rollout_buffer or {}),
+               **hyper.ppo_arguments())
+
+
+def normalize_rewards(config: PPOConfig, venv: VecEnv) -> VecNormalize:
+    """``venv`` under SB3's ``VecNormalize``, scaling rewards only (``normalize``)."""
+    return VecNormalize(venv, norm_obs=False, norm_reward=True,
+                        gamma=config.hyperparams.gamma,  # the return it scales by
+                        **config.hyperparams.normalize_arguments())
+
+
+def return_statistics(venv: VecNormalize) -> dict[str, float]:
+    """The reward normaliser's running statistics, for a checkpoint."""
+    stats = venv.ret_rms
+    return {"mean": float(stats.mean), "var": float(stats.var), "count": float(stats.count)}
+
+
+def set_return_statistics(venv: VecNormalize, state: dict[str, float]) -> None:
+    """Restores :func:`return_statistics` (a resumed run scales rewards as before)."""
+    venv.ret_rms.mean = float(state["mean"])
+    venv.ret_rms.var = float(state["var"])
+    venv.ret_rms.count = float(state["count"])
+
+
+def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
+          progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
+    """Trains (or continues) the PPO run in ``run_dir``; returns its summary.
+
+    ``checked`` comes from :func:`agents.runs.preflight`: the device, and the reward
+    module (loaded from the latest checkpoint when resuming)."""
+    reward, device = checked.reward, checked.device
+    restored = latest_checkpoint(run_dir) if resume else None
+    if resume and restored is None:
+        log(f"vmalign train: {run_dir} has no checkpoint yet; starting it from step 0")
+    settings = config.preference_loop
+    store = _preference_store(run_dir, settings, checked, log) if settings else None
+
+    start = restored.num_timesteps if restored else 0
+    hyper = config.hyperparams
+    venv, layer = make_training_env(
+        config.env, config.env_kwargs, reward, hyper.n_envs, seed=config.seed + start,
+        reward_frames=config.reward_frames, vec_env=config.vec_env,
+        frame_stack=hyper.frame_stack, keep_frames=settings is not None)
+    normalize = hyper.normalize_arguments() is not None
+    if normalize:
+        venv = normalize_rewards(config, venv)
+    buffer = None
+    if reward.needs_trajectory:
+        buffer = {"rollout_buffer_class": RelabelRolloutBuffer,
+                  "rollout_buffer_kwargs": {"relabel": lambda: layer.relabel(reward)}}
+    model = build_model(config, venv, device, buffer)
+    trainer_state: dict[str, Any] = restored.state.get("trainer", {}) if restored else {}
+    if restored:
+        _restore(restored, model, venv, config.seed + start, trainer_state, run_dir, log)
+    model.set_logger(Logger(str(run_dir), [AppendingCSV(run_dir / PROGRESS_FILE),
+                                           TensorBoardOutputFormat(str(run_dir))]))
+
+    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if buffer else None,
+                             raw_rewards=venv.get_original_reward if normalize else None)
+    loop = (PreferenceLoop(layer, reward, store, settings, seed=config.seed,
+                           state=trainer_state.get("preference")) if settings else None)
+    learned = reward.name if reward.tensors() else None
+
+    def save() -> Path:
+        state: dict[str, Any] = {"preference": loop.state()} if loop else {}
+        if normalize:
+            state["normalize"] = return_statistics(venv)
+        return ckpt.save_checkpoint(run_dir, model, reward if learned else None, state)
+
+    callbacks: list[Any] = [metrics, *([loop] if loop else []),
+                            PeriodicCheckpoint(config.checkpoint_every, save, start=start)]
+    if progress_bar:
+        callbacks.append(ProgressBar(hyper.n_timesteps, start, metrics))
+
+    started = time.perf_counter()
+    try:
+        if hyper.n_timesteps > start:
+            model.learn(total_timesteps=hyper.n_timesteps - start, callback=callbacks,
+                        log_interval=1, reset_num_timesteps=False)
+        final = save()
+        if learned:
+            rewards.save(reward, run_dir / "reward")
+    finally:
+        venv.close()
+    seconds = time.perf_counter() - started
+    summary = {
+        "env": config.env, "reward": config.reward, "steps": int(model.num_timesteps),
+        "resumed_from": start, "seconds": round(seconds, 1),
+        "fps": round((model.num_timesteps - start) / seconds, 1) if seconds > 0 else None,
+        "gt_return": _mean(metrics.gt_returns), "success_rate": _mean(metrics.successes),
+        "learned_return": _mean(metrics.learned_returns),
+        "checkpoint": str(final), "device": device,
+    }
+    if loop is not None:
+        summary.update(queries_asked=loop.asked, labels=len(loop.store),
+                       reward_training_accuracy=loop.last_accuracy)
+    return summary
+
+
+def _preference_store(run_dir: Path, settings: Any, checked: Checked, log: Any
+                      ) -> PreferenceStore:
+    """The run's label store, seeded once with ``initial_labels`` when there are some."""
+    store = PreferenceStore(run_dir / PREFERENCES)
+    if settings.initial_labels:
+        copied = import_labels(store, settings.initial_labels,
+                               (settings.segment, *checked.frame_shape))
+        if copied:
+            log(f"vmalign train: {copied} labels from {settings.initial_labels} copied into "
+                f"{store.folder}")
+    return store
+
+
+def _restore(restored: Checkpoint, model: PPO, venv: VecEnv, seed: int,
+             trainer_state: dict[str, Any], run_dir: Path, log: Any) -> None:
+    """Puts a checkpoint back: weights, optimiser, counters, RNGs, the reward
+    normaliser's statistics; log rows after the checkpoint move aside."""
+    ckpt.load_policy_weights(restored, model)
+    ckpt.restore_counters(restored, model)
+    venv.seed(seed)  # fresh episodes, not the first run's again
+    if isinstance(venv, VecNormalize) and "normalize" in trainer_state:
+        set_return_statistics(venv, trainer_state["normalize"])
+    moved = truncate_log(run_dir / PROGRESS_FILE, restored.num_timesteps)
+    log(f"vmalign train: resuming {run_dir} from step {restored.num_timesteps}"
+        + (f" ({moved} log rows after it moved to progress.discarded.csv)" if moved else ""))
+
+
+def _mean(values: Any) -> float | None:
+    values = list(values)
+    return round(float(sum(values) / len(values)), 4) if values else None
