@@ -1,18 +1,11 @@
-"""Record demonstrations into a dataset (what ``vmalign collect`` runs).
+"""Recording scripted episodes into a dataset, resumably (``vmalign collect``).
 
-Runs the env's scripted expert (or a noisy version of it, ``--policy noisy(0.3)``)
-on seeds ``--seed``, ``--seed + 1``, ... and appends each finished episode to a
-dataset folder with LeRobot-style keys (``observation.image``, ``action``, ``task``,
-``episode_index``, ``frame_index``, ``reward``, ``success``; see
-:mod:`agents.dataset`). Each episode is committed durably when it ends, so an
-interrupted recording keeps every finished episode; running the same command again
-on the same ``--out`` resumes it, skipping the seeds already recorded, until the
-folder holds ``--episodes`` episodes.
-
-``--action-label expert`` records, at every step, the expert's action in that state
-instead of the action the (noisy) policy took: DART-style demonstrations, whose
-states leave the expert's path and whose labels say how to get back, which is what
-behaviour cloning needs to recover from its own mistakes in closed loop.
+:func:`collect_dataset` plays the env's expert (or a noisy version of it) on
+consecutive seeds and appends each finished episode to a
+:class:`agents.dataset.DatasetWriter` folder, committed when the episode ends; a
+second call on the same folder skips the seeds already there. With
+``action_label="expert"`` each step is labelled with the clean expert's action
+(DART-style data).
 """
 
 from __future__ import annotations

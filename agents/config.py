@@ -25,9 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import gymnasium as gym
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
+
+import envs  # noqa: F401, E402  (registers the vmalign ids; no MuJoCo until an env is made)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """Where the shipped configs live (``agents/configs/*.yaml``)."""
@@ -133,11 +136,6 @@ class EnvFields(Section):
     @field_validator("env")
     @classmethod
     def _registered(cls, env: str) -> str:
-        # gymnasium's registry, filled by `import envs` (cheap: no MuJoCo until make).
-        import gymnasium as gym
-
-        import envs  # noqa: F401  (registers the vmalign ids)
-
         if env not in gym.registry:
             vmalign = sorted(name for name in gym.registry if name.startswith("vmalign/"))
             raise ValueError(f"unknown env {env!r}; the vmalign ids are {vmalign}")
@@ -161,7 +159,8 @@ class RewardFields(Section):
     @field_validator("reward")
     @classmethod
     def _known_reward(cls, reward: str) -> str:
-        # The registry alone: module classes (and torch) load on first use.
+        # Here, not at the top: importing the rewards package loads torch (1.5 s), which
+        # reading a config does not otherwise need.
         from rewards.registry import names
 
         if reward not in names():
@@ -180,6 +179,7 @@ class RewardFields(Section):
 
 def check_reward_checkpoint(folder: str, reward: str) -> None:
     """Raises ``ValueError`` unless ``folder`` holds a saved module called ``reward``."""
+    # Here, not at the top: the rewards package loads torch.
     from rewards.durable import read_json_header
     from rewards.serialization import CONFIG_FILE, FORMAT, VERSION
 

@@ -1,13 +1,10 @@
-"""Render each environment's scripted expert to MP4 videos and a contact sheet
-(what ``vmalign preview``, :mod:`agents.cli.preview`, runs).
+"""Scripted-expert previews: one video per environment and a contact sheet.
 
-For every environment id (default: all of envs.ENV_IDS) this runs one seeded
-episode of the scripted expert, envs.experts.expert_policy, and writes
-<out>/<name>.mp4 plus <out>/contact_sheet.png: one row per environment with its
-first, middle and last frame, labelled with the id, success and instruction.
-
-An existing non-empty output folder is never written into; a fresh one with a
-numbered suffix is made next to it instead.
+:func:`run_preview` (what ``vmalign preview`` runs) records one seeded expert
+episode per env id (:func:`record_episode`) and draws first, middle and last frames
+into one labelled sheet (:func:`write_contact_sheet`); the acting policy can be
+swapped with ``policy_factory``. Every env is built once at the requested size
+before the output folder is made, so a size an env refuses writes nothing.
 """
 
 from __future__ import annotations

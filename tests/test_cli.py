@@ -54,3 +54,23 @@ def test_python_dash_m_agents() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "preview" in done.stdout
+
+
+def test_help_and_the_algorithm_table_load_no_torch() -> None:
+    """Only the command being run is imported: `vmalign --help` and reading the
+    algorithm table stay fast (torch alone takes over a second to import)."""
+    code = ("import sys; from agents.cli import build_parser; build_parser(); "
+            "import agents.algorithms; print(sorted(m for m in ('torch', 'mujoco', "
+            "'stable_baselines3') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "demo", "preview", "collect",
+                                     "reward-eval", "reward-train"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"vmalign {command}" in capsys.readouterr().out

@@ -245,3 +245,23 @@ def test_preference_false_survives_the_saved_config(tmp_path):
     saved = tmp_path / "saved.yaml"
     saved.write_text(config.to_yaml())
     assert load_config(saved).preference_loop is None and load_config(saved) == config
+
+
+def test_a_reward_checkpoint_with_nan_weights_stops_before_the_run_starts(tmp_path, capsys):
+    """Issue 23, defect 4: the error names the reward module, not torch's Normal."""
+    import rewards
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "pref"
+    rewards.save(rewards.make("preference", ensemble_size=1, image_size=8, channels=[4],
+                              hidden_size=4), folder)
+    weights = load_file(str(folder / "weights.safetensors"))
+    name = sorted(weights)[0]
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, str(folder / "weights.safetensors"))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(write(tmp_path, MINIMAL)), "reward=preference",
+                 "preference=false", f"reward_checkpoint={folder}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "NaN" in err and name in err and "Traceback" not in err
+    assert not out.exists()

@@ -68,7 +68,7 @@ def test_bc_config_errors_name_the_key(tmp_path, slide_data):
         load_config(bc_config(tmp_path, [slide_data]), ["reward=clip"])
     with pytest.raises(ConfigError, match="vla: unknown VLA setting"):
         load_config(bc_config(tmp_path, [slide_data]), ["vla.depht=3"])
-    with pytest.raises(ConfigError, match="vla.init is required"):
+    with pytest.raises(ConfigError, match="vla: init is required"):
         load_config(bc_config(tmp_path, [slide_data]), ["algo=vla-ppo", "datasets=[]",
                                                          "bc={}", f"env={easy_env.ENV_ID}"])
 
@@ -109,7 +109,7 @@ def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data,
 
 @pytest.mark.parametrize("name", ["vla_ppo", "vla_dpo"])
 def test_shipped_vla_configs_ask_for_the_policy_to_start_from(name):
-    with pytest.raises(ConfigError, match="vla.init is required"):
+    with pytest.raises(ConfigError, match="vla: init is required"):
         load_config(name)
 
 

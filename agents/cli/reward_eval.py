@@ -1,22 +1,12 @@
 """Judge a reward module before RL: how well does it agree with the task?
 
-``vmalign reward-eval --env ID (--reward NAME | --load DIR)``.
-
-Collects seeded rollouts of an environment (expert, random and noisy-expert
-mixtures), scores every frame with the reward module, and reports:
-
-- per step: Pearson and Spearman correlation of the reward with ``info["progress"]``;
-- within episodes: the mean over episodes of the Spearman correlation of the reward
-  with the environment's reward, step by step. PPO only needs this ordering (a
-  constant per episode changes nothing it learns), and a reward can score well on
-  the pooled statistics by ranking whole scenes while getting it wrong;
-- per episode: correlation of the reward's return with the ground-truth return;
-- preference accuracy: on random pairs of equal-length segments from these
-  held-out rollouts, how often the reward prefers the segment with the higher
-  ground-truth return (pairs of equal return left out).
-
-Writes ``report.json`` and ``report.png`` (reward and progress over time for a few
-episodes, and a reward-progress scatter) to a fresh output folder.
+``vmalign reward-eval --env ID (--reward NAME | --load DIR)`` collects seeded
+rollouts of the env (expert, random and noisy-expert mixtures), scores every frame
+with the reward module and writes ``report.json`` and ``report.png`` to a fresh
+output folder: the reward's correlation with ``info["progress"]`` step by step, its
+agreement with the env's reward within episodes and over whole episodes, and its
+preference accuracy on held-out segment pairs (each statistic is defined in
+:mod:`agents.evaluation.reward`).
 """
 
 from __future__ import annotations

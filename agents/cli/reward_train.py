@@ -1,21 +1,17 @@
 """Train a learned reward module from a teacher and an environment.
 
-``vmalign reward-train --env vmalign/Push-v0 --reward preference --teacher oracle``:
+``vmalign reward-train --env vmalign/Push-v0 --reward preference --teacher oracle``
+collects seeded rollouts (expert, noisy-expert mixtures, random), labels segment
+pairs in rounds (``uniform`` first, then ``--query``), appends every label durably
+to ``OUT/preferences`` and trains the Bradley-Terry ensemble after each round; it
+saves the module to ``OUT/reward`` (``rewards.load`` reads it back) and judges it on
+held-out rollouts with other seeds (``OUT/report.json``, as ``vmalign reward-eval``).
+``--reward rapl`` ranks triplets of whole episodes instead.
 
-1. collect seeded rollouts (expert, noisy-expert mixtures, random);
-2. in rounds, draw candidate segment pairs, choose ``--query-batch`` of them
-   (``uniform`` first, then by ensemble ``disagreement`` or ``entropy`` if asked),
-   have the teacher label them, append the labels durably to
-   ``OUT/preferences`` (a preference store), and train the Bradley-Terry ensemble
-   on everything labelled so far;
-3. save the module to ``OUT/reward`` (``rewards.load`` reads it back);
-4. judge it on held-out rollouts with other seeds (``OUT/report.json``, the same
-   statistics as ``vmalign reward-eval``).
-
-Teachers: the B-Pref simulated ones (``oracle``, ``stochastic``, ``myopic``,
-``skip``, ``equal``, ``mistake``; ``--teacher-arg beta=10`` and so on) use the
-ground-truth reward; ``clip`` labels by zero-shot CLIP scores (RL-VLM-F style),
-with no ground truth (``--teacher-arg`` goes to the CLIP module then).
+Teachers: ``oracle``, ``stochastic``, ``myopic``, ``skip``, ``equal`` and
+``mistake`` (B-Pref's simulated ones, on the ground-truth reward; ``--teacher-arg
+beta=10`` and so on), or ``clip`` (zero-shot CLIP scores, RL-VLM-F style;
+``--teacher-arg`` then goes to the CLIP module).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
@@ -141,7 +142,7 @@ class PreferenceSettings(Section):
     @field_validator("teacher")
     @classmethod
     def _known_teacher(cls, teacher: str) -> str:
-        # The teacher table lives with the teachers (rewards.teachers imports numpy only).
+        # Here, not at the top: the rewards package loads torch (1.5 s).
         from rewards.teachers import TEACHER_PRESETS
 
         teachers = [*TEACHER_PRESETS, "clip"]
@@ -151,14 +152,12 @@ class PreferenceSettings(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> PreferenceSettings:
-        from rewards.preference_store import HEADER_FILE
+        from rewards.preference_store import HEADER_FILE  # the rewards package loads torch
 
         if self.buffer_steps <= self.segment:
             raise ValueError(f"buffer_steps ({self.buffer_steps}) must be more than segment "
                              f"({self.segment})")
         if self.initial_labels is not None:
-            from pathlib import Path
-
             if not (Path(self.initial_labels) / HEADER_FILE).is_file():
                 raise ValueError(f"initial_labels: {self.initial_labels} is not a preference "
                                  f"store (a folder with {HEADER_FILE}, such as reward-train's "
@@ -203,6 +202,7 @@ class PolicyKwargs(Section):
     def arguments(self) -> dict[str, Any]:
         """The keys set, with ``activation_fn`` and ``features_extractor_class`` turned
         from names into classes."""
+        # Here, not at the top: torch is needed to build a policy, not to read a config.
         from torch import nn
 
         from agents.sb3.encoders import FEATURES_EXTRACTORS as EXTRACTORS

@@ -30,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import gymnasium as gym
 from pydantic import Field, field_validator, model_validator
 
 from agents.config import EnvFields, RewardFields, RunConfig, Section, at_least
@@ -85,7 +86,7 @@ class VLARunConfig(RunConfig):
     """What the three VLA trainers share."""
 
     checkpoint_every: at_least(1) = 1000
-    vla: VLASettings = VLASettings()
+    vla: VLASettings = Field(default_factory=VLASettings)
 
     @classmethod
     def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -134,17 +135,14 @@ class VLABCConfig(VLARunConfig):
     """Dataset folders (``vmalign collect``); stored as absolute paths."""
     eval_envs: dict[str, dict[str, Any]] | None = None
     """env id -> env kwargs to evaluate on (default: each dataset's env)."""
-    bc: BCSettings = BCSettings()
+    bc: BCSettings = Field(default_factory=BCSettings)
 
     LENGTH_KEY: ClassVar[str] = "bc.steps"
 
     @model_validator(mode="after")
     def _datasets_exist(self) -> VLABCConfig:
-        # The dataset reader is light (numpy, json), but it lives with the torch-free
-        # agents.dataset module only; kept local like the other disk checks.
-        import gymnasium as gym
-
-        import envs  # noqa: F401  (registers the ids)
+        # Here, not at the top: the dataset reader's durable writes come from the
+        # rewards package, which loads torch (1.5 s).
         from agents.dataset import EpisodeDataset
 
         datasets = [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
@@ -203,18 +201,25 @@ class VLAPPOSettings(Section):
         return self
 
 
-class VLAPPOConfig(EnvFields, RewardFields, VLARunConfig):
-    """``algo: vla-ppo``: PPO fine-tuning of a saved VLA policy against any reward module."""
-
-    algo: Literal["vla-ppo"] = "vla-ppo"
-    ppo: VLAPPOSettings = VLAPPOSettings()
-
-    LENGTH_KEY: ClassVar[str] = "ppo.n_timesteps"
+class FineTuningConfig(EnvFields, VLARunConfig):
+    """A VLA run that starts from a saved policy (``vla.init``) in an env."""
 
     @field_validator("vla")
     @classmethod
     def _needs_init(cls, vla: VLASettings) -> VLASettings:
-        return _require_init(vla)
+        if vla.init is None:
+            raise ValueError("init is required: the policy to fine-tune (e.g. the final "
+                             "policy/ of a vla-bc run)")
+        return vla
+
+
+class VLAPPOConfig(RewardFields, FineTuningConfig):
+    """``algo: vla-ppo``: PPO fine-tuning of a saved VLA policy against any reward module."""
+
+    algo: Literal["vla-ppo"] = "vla-ppo"
+    ppo: VLAPPOSettings = Field(default_factory=VLAPPOSettings)
+
+    LENGTH_KEY: ClassVar[str] = "ppo.n_timesteps"
 
     def run_name(self) -> str:
         return f"{super().run_name()}-{self.reward}"
@@ -244,7 +249,7 @@ class DPOSettings(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DPOSettings:
-        from rewards.teachers import TEACHER_PRESETS
+        from rewards.teachers import TEACHER_PRESETS  # the rewards package loads torch
 
         if self.teacher not in TEACHER_PRESETS:
             raise ValueError(f"teacher {self.teacher!r} is not allowed; choose one of "
@@ -255,22 +260,10 @@ class DPOSettings(Section):
         return self
 
 
-class VLADPOConfig(EnvFields, VLARunConfig):
+class VLADPOConfig(FineTuningConfig):
     """``algo: vla-dpo``: DPO on teacher-labelled pairs of the policy's own rollouts."""
 
     algo: Literal["vla-dpo"] = "vla-dpo"
-    dpo: DPOSettings = DPOSettings()
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
 
     LENGTH_KEY: ClassVar[str] = "dpo.epochs"
-
-    @field_validator("vla")
-    @classmethod
-    def _needs_init(cls, vla: VLASettings) -> VLASettings:
-        return _require_init(vla)
-
-
-def _require_init(vla: VLASettings) -> VLASettings:
-    if vla.init is None:
-        raise ValueError("vla.init is required: the policy to fine-tune (e.g. the final "
-                         "policy/ of a vla-bc run)")
-    return vla
