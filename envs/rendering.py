@@ -133,6 +133,13 @@ def _warn_triton_unsafe() -> None:
         )
 
 
+def check_camera(model: mujoco.MjModel, camera: str) -> None:
+    """Raises ``ValueError`` listing the model's cameras unless it has ``camera``."""
+    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+        names = [model.camera(i).name for i in range(model.ncam)]
+        raise ValueError(f"unknown camera {camera!r}; this model has cameras {names}")
+
+
 class CameraView:
     """Renders one camera of a model to ``uint8`` (size, size, 3) arrays.
 
@@ -143,9 +150,7 @@ class CameraView:
     """
 
     def __init__(self, model: mujoco.MjModel, size: int, camera: str) -> None:
-        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
-            names = [model.camera(i).name for i in range(model.ncam)]
-            raise ValueError(f"unknown camera {camera!r}; this model has cameras {names}")
+        check_camera(model, camera)
         self.size = size
         self.camera = camera
         _import_triton_safely()
@@ -208,13 +213,24 @@ class EnvViews:
     ) -> None:
         if isinstance(render_cameras, str):
             render_cameras = (render_cameras,)
+        for name in (camera, *render_cameras):
+            check_camera(model, name)
         self._model = model
+        self._obs_size, self._camera = obs_size, camera
         self._render_size = render_size
         self._render_cameras = tuple(render_cameras)
-        self.observation_view = CameraView(model, obs_size, camera)
+        self._observation_view: CameraView | None = None
         self._render_views: dict[str, CameraView] = {}
         self._shared_camera = camera if obs_size == render_size else None
         self._last_observation: tuple[np.ndarray, tuple[float, bytes, bytes]] | None = None
+
+    @property
+    def observation_view(self) -> CameraView:
+        """The observation camera's renderer, made on first use (an env observing state
+        only never makes its GL context)."""
+        if self._observation_view is None:
+            self._observation_view = CameraView(self._model, self._obs_size, self._camera)
+        return self._observation_view
 
     def observe(self, data: mujoco.MjData) -> np.ndarray:
         """A fresh observation frame."""
@@ -245,8 +261,10 @@ class EnvViews:
 
     def close(self) -> None:
         """Frees every GL context."""
-        for view in (self.observation_view, *self._render_views.values()):
-            view.close()
+        for view in (self._observation_view, *self._render_views.values()):
+            if view is not None:
+                view.close()
+        self._observation_view = None
         self._render_views = {}
 
 

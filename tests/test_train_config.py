@@ -265,3 +265,24 @@ def test_a_reward_checkpoint_with_nan_weights_stops_before_the_run_starts(tmp_pa
     err = capsys.readouterr().err
     assert "NaN" in err and name in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_ppo_config_yaml_written_before_the_typed_schemas_still_loads(tmp_path):
+    """What vmalign wrote to RUN/config.yaml before issue 23 (every top-level key,
+    hyperparams as given): a run started then resumes now."""
+    old = ("env: vmalign/Reach-v0\nenv_kwargs: {obs_size: 64}\nreward: preference\n"
+           "reward_kwargs: {ensemble_size: 1}\nreward_checkpoint: null\nreward_frames: render\n"
+           "preference: {teacher: oracle, teacher_kwargs: {}, total_queries: 40, "
+           "initial_queries: 8, queries_per_round: 4, update_every: 32, segment: 5, "
+           "query: disagreement, pairing: same_episode, pool_factor: 4, epochs: 1, "
+           "train_pairs: null, lr: 0.001, buffer_steps: 100, initial_labels: null}\n"
+           "algo: ppo\nseed: 0\ndevice: auto\nvec_env: dummy\ncheckpoint_every: 64\n"
+           "eval_episodes: 20\nout: null\nhyperparams: {n_timesteps: 96, n_envs: 2, "
+           "policy: CnnPolicy, frame_stack: 1, n_steps: 16, batch_size: 32, n_epochs: 1, "
+           "learning_rate: lin_3.0e-4, policy_kwargs: {log_std_init: -1.0}}\n")
+    config = load_config(write(tmp_path, old))
+    assert config.preference_loop.total_queries == 40
+    assert config.hyperparams.n_steps == 16 and config.hyperparams.policy_kwargs.log_std_init == -1
+    saved = tmp_path / "again.yaml"
+    saved.write_text(config.to_yaml())
+    assert load_config(saved) == config
