@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.config import RunConfig
-from agents.sb3.config import PPOConfig
+from agents.sb3.config import PPOConfig, SACConfig
 from agents.vla.config import VLABCConfig, VLADPOConfig, VLAPPOConfig
 
 
@@ -51,6 +51,8 @@ class Algorithm:
 
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(PPOConfig, "agents.sb3.train:train",
+                     "agents.evaluation.policy:evaluate", "environment steps"),
+    "sac": Algorithm(SACConfig, "agents.sb3.train:train",
                      "agents.evaluation.policy:evaluate", "environment steps"),
     "vla-bc": Algorithm(VLABCConfig, "agents.vla.bc:train",
                         "agents.vla.evaluate:evaluate", "gradient steps"),

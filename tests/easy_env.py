@@ -1,4 +1,4 @@
-"""A pixel task easy enough for PPO to learn in seconds, for the training tests.
+"""Tasks easy enough to learn in seconds, for the training tests.
 
 ``vmalign-test/Slide-v0``: a white bar at one of 9 columns of a 32x32 image, moved
 one column left or right, or kept still, per step; the task is to bring it to the
@@ -69,6 +69,62 @@ class SlideEnv(gym.Env):
         return 1 if self.position < MIDDLE else 0
 
 
+POINT_ID = "vmalign-test/Point-v0"
+POINT_STEPS = 20
+
+
+class PointEnv(gym.Env):
+    """``vmalign-test/Point-v0``: a point in the unit square moved by a continuous
+    action (at most 0.1 per axis per step) to a fixed goal at the centre. The
+    observation is the state (position, goal - position); ``render()`` draws the point
+    in a 32x32 frame, so pixel reward modules score it. Reward ``-distance``, success
+    within 0.1, progress ``1 - distance / start distance``."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    GOAL = np.array([0.5, 0.5], np.float32)
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.position = np.zeros(2, np.float32)
+        self.start_distance = 1.0
+        self.steps = 0
+
+    def _observation(self) -> np.ndarray:
+        return np.concatenate([self.position, self.GOAL - self.position]).astype(np.float32)
+
+    def _info(self) -> dict[str, Any]:
+        distance = float(np.linalg.norm(self.position - self.GOAL))
+        return {"is_success": distance < 0.1, "instruction": "move the point to the centre",
+                "progress": max(0.0, 1.0 - distance / self.start_distance)}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        corner = self.np_random.integers(0, 2, 2).astype(np.float32)
+        self.position = (0.05 + 0.1 * corner + 0.8 * corner * 0.9).astype(np.float32)
+        self.start_distance = float(np.linalg.norm(self.position - self.GOAL))
+        self.steps = 0
+        return self._observation(), self._info()
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, np.float32), -1, 1)
+        self.position = np.clip(self.position + 0.1 * action, 0.0, 1.0).astype(np.float32)
+        self.steps += 1
+        reward = -float(np.linalg.norm(self.position - self.GOAL))
+        return self._observation(), reward, False, self.steps >= POINT_STEPS, self._info()
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        frame = np.full((SIZE, SIZE, 3), 30, np.uint8)
+        x, y = (self.position * (SIZE - 4)).astype(int)
+        frame[y:y + 4, x:x + 4] = 255
+        return frame
+
+
 def register() -> None:
     if ENV_ID not in gym.registry:
         gym.register(ENV_ID, entry_point=SlideEnv)
+    if POINT_ID not in gym.registry:
+        gym.register(POINT_ID, entry_point=PointEnv)

@@ -43,7 +43,7 @@ def test_manipulation_tasks_have_learned_reward_configs(task, reward):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_load(name):
     config = load_config(name)
-    assert config.hyperparams.n_timesteps > 0 and config.hyperparams.ppo_arguments()
+    assert config.hyperparams.n_timesteps > 0 and config.hyperparams.sb3_arguments()
     assert load_config(CONFIG_DIR / f"{name}.yaml") == config
 
 
@@ -186,7 +186,7 @@ def test_numbers_are_read_as_researchers_write_them(tmp_path):
                                                  "hyperparams.n_steps=6.4e1"])
     hyper = config.hyperparams
     assert hyper.n_timesteps == 20000 and isinstance(hyper.n_timesteps, int)
-    assert hyper.ppo_arguments()["learning_rate"] == pytest.approx(5e-4)
+    assert hyper.sb3_arguments()["learning_rate"] == pytest.approx(5e-4)
     assert hyper.ent_coef == pytest.approx(1e-3)
     assert hyper.n_steps == 64 and isinstance(hyper.n_steps, int)
     with pytest.raises(ConfigError, match="n_envs: must be an integer, got 2.5"):

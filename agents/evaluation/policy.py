@@ -1,4 +1,4 @@
-"""``vmalign eval`` for stable-baselines3 PPO runs: play, summarise, write.
+"""``vmalign eval`` for stable-baselines3 runs (PPO, SAC): play, summarise, write.
 
 Rebuilds the policy exactly as training built it (same env kwargs, frame stacking and
 policy network) from the run's latest checkpoint (or a chosen one), plays the
@@ -45,7 +45,7 @@ from agents.output import make_output_dir, write_json, write_video
 from agents.rollouts import Episode
 from agents.runs import build_reward
 from agents.sb3.checkpoint import load_policy_weights
-from agents.sb3.config import PPOConfig
+from agents.sb3.config import SB3Config
 from agents.sb3.train import build_model
 from rewards.base import RewardModel
 from rewards.device import get_device
@@ -130,10 +130,10 @@ class Played:
     frame_size: int | None
 
 
-def evaluate(run_dir: Path, config: PPOConfig, episodes: int | None, seed: int | None,
+def evaluate(run_dir: Path, config: SB3Config, episodes: int | None, seed: int | None,
              checkpoint: str | Path | None, video_size: int | None, deterministic: bool,
              log: Callable[[str], None]) -> dict[str, Any]:
-    """Evaluates the PPO run in ``run_dir``; writes its eval folder and returns the
+    """Evaluates the SB3 run in ``run_dir``; writes its eval folder and returns the
     summary written to ``eval.json``, plus ``out_dir``."""
     restored = _checkpoint(run_dir, config, checkpoint)
     count = episodes if episodes is not None else config.eval_episodes
@@ -164,7 +164,7 @@ def evaluate(run_dir: Path, config: PPOConfig, episodes: int | None, seed: int |
     return {**summary, "out_dir": str(out)}
 
 
-def _checkpoint(run_dir: Path, config: PPOConfig, checkpoint: str | Path | None) -> Checkpoint:
+def _checkpoint(run_dir: Path, config: SB3Config, checkpoint: str | Path | None) -> Checkpoint:
     if checkpoint is not None:
         return read_checkpoint(checkpoint_folder(run_dir, checkpoint))
     restored = latest_checkpoint(run_dir)
@@ -176,7 +176,7 @@ def _checkpoint(run_dir: Path, config: PPOConfig, checkpoint: str | Path | None)
     return restored
 
 
-def play(config: PPOConfig, restored: Checkpoint, seeds: list[int], video_size: int | None,
+def play(config: SB3Config, restored: Checkpoint, seeds: list[int], video_size: int | None,
          deterministic: bool, log: Callable[[str], None]) -> Played:
     """Plays one episode per seed with the checkpoint's policy, recording each."""
     notes: list[str] = []
@@ -195,7 +195,7 @@ def play(config: PPOConfig, restored: Checkpoint, seeds: list[int], video_size: 
             # One env instead of n_envs: PPO warns that the (unused) rollout buffer
             # no longer divides into mini-batches.
             warnings.simplefilter("ignore", UserWarning)
-            model = build_model(config, venv, device)
+            model = build_model(config, venv, device, evaluation=True)
         load_policy_weights(restored, model, optimizer=False)
         policy_env = model.get_env()  # venv, plus VecTransposeImage as in training
         set_random_seed(seeds[0] if seeds else 0)  # the sampled actions of --stochastic
@@ -225,7 +225,7 @@ def play(config: PPOConfig, restored: Checkpoint, seeds: list[int], video_size: 
     return Played(played, seeds, learned if source else None, notes, fps, frame_size)
 
 
-def summarise(run_dir: Path, config: PPOConfig, restored: Checkpoint, played: Played,
+def summarise(run_dir: Path, config: SB3Config, restored: Checkpoint, played: Played,
               first_seed: int, deterministic: bool) -> dict[str, Any]:
     """``eval.json``'s figures: success rate, returns, per-episode results."""
     episodes = played.episodes
@@ -267,7 +267,7 @@ def summarise(run_dir: Path, config: PPOConfig, restored: Checkpoint, played: Pl
     return summary
 
 
-def write(run_dir: Path, config: PPOConfig, restored: Checkpoint, played: Played,
+def write(run_dir: Path, config: SB3Config, restored: Checkpoint, played: Played,
           summary: dict[str, Any], video_size: int | None) -> Path:
     """The videos and learning curve, into a fresh ``RUN/eval`` folder; returns it."""
     out = make_output_dir(run_dir / EVAL_DIR)
@@ -284,7 +284,7 @@ def write(run_dir: Path, config: PPOConfig, restored: Checkpoint, played: Played
     return out
 
 
-def _learned_source(config: PPOConfig, reward: RewardModel, restored: Checkpoint,
+def _learned_source(config: SB3Config, reward: RewardModel, restored: Checkpoint,
                     video_size: int | None, notes: list[str]) -> str | None:
     """Where the learned return's frames come from ("render", "observation", "none"
     for a module that needs none), or None when it is not recomputed."""
@@ -307,7 +307,7 @@ def _learned_source(config: PPOConfig, reward: RewardModel, restored: Checkpoint
     return "render"
 
 
-def _render_size(config: PPOConfig) -> int | None:
+def _render_size(config: SB3Config) -> int | None:
     """The render size training used: the config's, else the env's default."""
     if "render_size" in config.env_kwargs:
         return int(config.env_kwargs["render_size"])
@@ -319,7 +319,7 @@ def _render_size(config: PPOConfig) -> int | None:
     return int(size) if size is not None else None
 
 
-def _make_env(config: PPOConfig, video_size: int | None, notes: list[str]) -> tuple[gym.Env, int | None]:
+def _make_env(config: SB3Config, video_size: int | None, notes: list[str]) -> tuple[gym.Env, int | None]:
     """The config's env made to render, at ``video_size`` where the env allows; returns
     it and its render size (None if unknown)."""
     kwargs = {**config.env_kwargs, "render_mode": "rgb_array"}

@@ -31,32 +31,43 @@ class EpisodeMetrics(BaseCallback):
         rewards (n_steps, n_envs) once the buffer was relabelled; None otherwise.
     :param window: episodes averaged in the logged means (SB3's 100).
     :param raw_rewards: returns the last step's rewards before reward normalisation
-        (``VecNormalize.get_original_reward``); None when PPO sees them unscaled.
+        (``VecNormalize.get_original_reward``); None when the learner sees them unscaled.
+    :param correlation_steps: steps the reward-progress correlation is computed over;
+        0: each rollout's (PPO). SAC's "rollouts" are a step or a few, too few to
+        correlate, so its steps are pooled until there are this many.
     """
 
     def __init__(self, relabelled: Callable[[], np.ndarray | None] | None = None,
                  window: int = 100,
-                 raw_rewards: Callable[[], np.ndarray] | None = None) -> None:
+                 raw_rewards: Callable[[], np.ndarray] | None = None,
+                 correlation_steps: int = 0) -> None:
         super().__init__()
         self.relabelled = relabelled
         self.raw_rewards = raw_rewards
+        self.correlation_steps = correlation_steps
         self.gt_returns: deque[float] = deque(maxlen=window)
         self.learned_returns: deque[float] = deque(maxlen=window)
         self.successes: deque[float] = deque(maxlen=window)
         self._rewards: list[np.ndarray] = []
         self._progress: list[np.ndarray] = []
         self._dones: list[np.ndarray] = []
+        self._pooled = 0
         self._running: np.ndarray | None = None
 
     def _on_rollout_start(self) -> None:
-        self._rewards, self._progress, self._dones = [], [], []
+        if self._pooled >= self.correlation_steps:
+            self._rewards, self._progress, self._dones, self._pooled = [], [], [], 0
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
-        rewards = self.raw_rewards() if self.raw_rewards else self.locals["rewards"]
-        self._rewards.append(np.asarray(rewards, np.float64))
+        rewards = np.asarray(self.raw_rewards() if self.raw_rewards else self.locals["rewards"],
+                             np.float64)
+        self._rewards.append(rewards)
         self._progress.append(np.array([info.get("progress", np.nan) for info in infos], np.float64))
         self._dones.append(np.asarray(dones, bool))
+        self._pooled += len(rewards)
+        if self.relabelled is None:  # step rewards are final: count them now
+            self._add_to_returns(rewards, self._dones[-1])
         for info, done in zip(infos, dones):
             if done and "episode" in info:  # SB3's Monitor: the env's own reward
                 self.gt_returns.append(float(info["episode"]["r"]))
@@ -64,26 +75,51 @@ class EpisodeMetrics(BaseCallback):
                     self.successes.append(float(info["is_success"]))
         return True
 
+    def _add_to_returns(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        if self._running is None:
+            self._running = np.zeros(len(rewards))
+        self._running += rewards
+        for env in np.flatnonzero(dones):
+            self.learned_returns.append(float(self._running[env]))
+            self._running[env] = 0.0
+
     def _on_rollout_end(self) -> None:
         rewards = np.stack(self._rewards)
-        if self.relabelled is not None and self.relabelled() is not None:
-            rewards = np.asarray(self.relabelled(), np.float64)
-        if self._running is None:
-            self._running = np.zeros(rewards.shape[1])
-        for step_rewards, step_dones in zip(rewards, self._dones):
-            self._running += step_rewards
-            for env in np.flatnonzero(step_dones):
-                self.learned_returns.append(float(self._running[env]))
-                self._running[env] = 0.0
+        if self.relabelled is not None:  # the rollout's rewards, rewritten before advantages
+            if self.relabelled() is not None:
+                rewards = np.asarray(self.relabelled(), np.float64)
+            for step_rewards, step_dones in zip(rewards, self._dones):
+                self._add_to_returns(step_rewards, step_dones)
         if self.gt_returns:
             self.logger.record("rollout/gt_return", float(np.mean(self.gt_returns)))
         if self.successes:
             self.logger.record("rollout/success_rate", float(np.mean(self.successes)))
         if self.learned_returns:
             self.logger.record("rollout/learned_return", float(np.mean(self.learned_returns)))
-        correlation = reward_progress_spearman(rewards, np.stack(self._progress))
-        if correlation is not None:
-            self.logger.record("rollout/reward_progress_spearman", correlation)
+        if self._pooled >= self.correlation_steps:
+            correlation = reward_progress_spearman(rewards, np.stack(self._progress))
+            if correlation is not None:
+                self.logger.record("rollout/reward_progress_spearman", correlation)
+
+
+class UnsupervisedPretraining(BaseCallback):
+    """PEBBLE's unsupervised pre-training: the replay buffer samples a state-entropy
+    bonus instead of its rewards for the run's first ``steps`` environment steps
+    (:meth:`agents.sb3.replay.FrameReplayBuffer.enable_entropy_bonus`); a run resumed
+    past them samples its rewards."""
+
+    def __init__(self, buffer: Any, steps: int) -> None:
+        super().__init__()
+        self.buffer, self.steps = buffer, steps
+
+    def _on_training_start(self) -> None:
+        self.buffer.enable_entropy_bonus(self.num_timesteps < self.steps)
+
+    def _on_step(self) -> bool:
+        if self.buffer.entropy_bonus and self.num_timesteps >= self.steps:
+            self.buffer.enable_entropy_bonus(False)
+            self.logger.record("train/pretraining_ended_at", self.num_timesteps)
+        return True
 
 
 class PeriodicCheckpoint(BaseCallback):

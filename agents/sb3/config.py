@@ -1,6 +1,6 @@
-"""``algo: ppo``: the config of a stable-baselines3 PPO run, with rl-zoo key names.
+"""``algo: ppo`` and ``algo: sac``: configs of stable-baselines3 runs, with rl-zoo key names.
 
-A config names an environment, a reward module and the PPO hyperparameters::
+A config names an environment, a reward module and the algorithm's hyperparameters::
 
     env: vmalign/Reach-v0
     env_kwargs: {obs_size: 64, render_size: 64}
@@ -12,13 +12,19 @@ A config names an environment, a reward module and the PPO hyperparameters::
       teacher: oracle
       total_queries: 400
     seed: 0
-    hyperparams:                  # rl-zoo keys, then stable-baselines3 PPO's arguments
-      n_timesteps: 200000
+    hyperparams:                  # rl-zoo keys, then the stable-baselines3 algorithm's
+      n_timesteps: 200000         # own arguments (PPO's or SAC's)
       n_envs: 8
       policy: CnnPolicy
       frame_stack: 2
       learning_rate: lin_3.0e-4   # lin_X: linear decay from X to 0, as in rl-zoo
       n_steps: 128
+
+SAC (``algo: sac``) suits state observations (``env_kwargs: {obs_mode: state}``,
+``policy: MlpPolicy``); its replay buffer is checkpointed (``replay_buffer.npz``) so a
+resumed run continues with the same transitions. Pixel SAC works but keeps
+``buffer_size`` images twice (observation and next observation): 1M transitions of
+64-px frames need 24 GB.
 
 ``hyperparams.normalize: true`` is rl-zoo's reward normalisation (SB3's
 ``VecNormalize`` with ``norm_obs=False``: pixels are already scaled by the CNN
@@ -184,15 +190,13 @@ class NormalizeSettings(Section):
 
 
 class PolicyKwargs(Section):
-    """``hyperparams.policy_kwargs``: SB3 ``ActorCriticPolicy`` arguments, by name."""
+    """``hyperparams.policy_kwargs``: the SB3 policy's arguments, by name (those both
+    algorithms' policies take)."""
 
     net_arch: list[at_least(1)] | dict[str, list[at_least(1)]] | None = None
     activation_fn: Literal[ACTIVATIONS] | None = None  # type: ignore[valid-type]
-    ortho_init: bool | None = None
     log_std_init: float | None = None
-    full_std: bool | None = None
     use_expln: bool | None = None
-    squash_output: bool | None = None
     features_extractor_class: Literal[FEATURES_EXTRACTORS] | None = None  # type: ignore[valid-type]
     features_extractor_kwargs: dict[str, Any] | None = None
     share_features_extractor: bool | None = None
@@ -218,31 +222,71 @@ class PolicyKwargs(Section):
         return kwargs
 
 
-class PPOHyperparams(Section):
-    """``hyperparams:``: rl-zoo's keys, then stable-baselines3 PPO's own arguments
-    (defaults as in SB3 2.x)."""
+class PPOPolicyKwargs(PolicyKwargs):
+    """PPO's ``ActorCriticPolicy`` arguments."""
+
+    ortho_init: bool | None = None
+    full_std: bool | None = None
+    squash_output: bool | None = None
+
+
+class SACPolicyKwargs(PolicyKwargs):
+    """SAC's ``SACPolicy`` arguments."""
+
+    clip_mean: Positive | None = None
+    n_critics: at_least(1) | None = None
+
+
+class SB3Hyperparams(Section):
+    """``hyperparams:`` keys every SB3 algorithm has: rl-zoo's, then the algorithm's own
+    arguments (listed in ``ARGUMENTS``, defaults as in SB3 2.x)."""
+
+    ARGUMENTS: ClassVar[tuple[str, ...]] = ()
+    SCHEDULES: ClassVar[tuple[str, ...]] = ("learning_rate",)
 
     n_timesteps: at_least(1)
     """Total environment steps to train for (required)."""
-    n_envs: at_least(1) = 8
-    policy: Literal["CnnPolicy", "MlpPolicy", "MultiInputPolicy"] = "CnnPolicy"
     frame_stack: at_least(1) = 1
     """Stack this many observations (1: none)."""
-    policy_kwargs: PolicyKwargs = PolicyKwargs()
     normalize: Annotated[NormalizeSettings, BeforeValidator(_switch("norm_reward"))] = \
         NormalizeSettings(norm_reward=False)
     """true: scale rewards by a running std of the discounted return (VecNormalize,
     norm_obs off); or ``{norm_reward: true, clip_reward: X}``."""
+    learning_rate: Schedule = 3.0e-4
+    gamma: Probability = 0.99
+    use_sde: bool = False
+    sde_sample_freq: Int = -1
+    stats_window_size: at_least(1) = 100
 
-    PPO_ARGUMENTS: ClassVar[tuple[str, ...]] = (
+    def sb3_arguments(self) -> dict[str, Any]:
+        """The algorithm's keyword arguments, ``lin_X`` schedules turned into functions."""
+        kwargs = {key: getattr(self, key) for key in self.ARGUMENTS}
+        for key in self.SCHEDULES:
+            if kwargs.get(key) is not None:
+                kwargs[key] = parse_schedule(kwargs[key])
+        return kwargs
+
+    def normalize_arguments(self) -> dict[str, Any] | None:
+        """``VecNormalize`` arguments for reward normalisation, or None for none."""
+        if not self.normalize.norm_reward:
+            return None
+        return {"clip_reward": float(self.normalize.clip_reward)}
+
+
+class PPOHyperparams(SB3Hyperparams):
+    """``hyperparams:`` of ``algo: ppo``."""
+
+    ARGUMENTS: ClassVar[tuple[str, ...]] = (
         "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
         "clip_range", "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef",
         "max_grad_norm", "use_sde", "sde_sample_freq", "target_kl", "stats_window_size")
-    learning_rate: Schedule = 3.0e-4
+    SCHEDULES: ClassVar[tuple[str, ...]] = ("learning_rate", "clip_range", "clip_range_vf")
+    n_envs: at_least(1) = 8
+    policy: Literal["CnnPolicy", "MlpPolicy", "MultiInputPolicy"] = "CnnPolicy"
+    policy_kwargs: PPOPolicyKwargs = PPOPolicyKwargs()
     n_steps: at_least(1) = 2048
     batch_size: at_least(1) = 64
     n_epochs: at_least(1) = 10
-    gamma: Probability = 0.99
     gae_lambda: Probability = 0.95
     clip_range: Schedule = 0.2
     clip_range_vf: Schedule | None = None
@@ -250,10 +294,7 @@ class PPOHyperparams(Section):
     ent_coef: NonNegative = 0.0
     vf_coef: NonNegative = 0.5
     max_grad_norm: NonNegative = 0.5
-    use_sde: bool = False
-    sde_sample_freq: Int = -1
     target_kl: Positive | None = None
-    stats_window_size: at_least(1) = 100
 
     @model_validator(mode="after")
     def _rollout_fits(self) -> PPOHyperparams:
@@ -266,30 +307,70 @@ class PPOHyperparams(Section):
                              f"(n_steps x n_envs = {rollout})")
         return self
 
-    def ppo_arguments(self) -> dict[str, Any]:
-        """PPO keyword arguments, ``lin_X`` schedules turned into functions."""
-        kwargs = {key: getattr(self, key) for key in self.PPO_ARGUMENTS}
-        for key in ("learning_rate", "clip_range", "clip_range_vf"):
-            if kwargs[key] is not None:
-                kwargs[key] = parse_schedule(kwargs[key])
-        return kwargs
 
-    def normalize_arguments(self) -> dict[str, Any] | None:
-        """``VecNormalize`` arguments for reward normalisation, or None for none."""
-        if not self.normalize.norm_reward:
-            return None
-        return {"clip_reward": float(self.normalize.clip_reward)}
+def _check_entropy_coefficient(value: float | str) -> float | str:
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        if value.startswith("auto_"):
+            try:
+                if float(value.removeprefix("auto_")) > 0:
+                    return value
+            except ValueError:
+                pass
+        raise ValueError(f"{value!r} is not a number > 0, 'auto' or 'auto_<initial value>'")
+    if not value > 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return value
 
 
-class PPOConfig(EnvFields, RewardFields, RunConfig):
-    """A stable-baselines3 PPO run: env, reward module, optional online preference loop."""
+class SACHyperparams(SB3Hyperparams):
+    """``hyperparams:`` of ``algo: sac`` (rl-zoo's key names; SB3's SAC defaults)."""
 
-    algo: Literal["ppo"] = "ppo"
+    ARGUMENTS: ClassVar[tuple[str, ...]] = (
+        "learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma",
+        "train_freq", "gradient_steps", "n_steps", "ent_coef", "target_update_interval",
+        "target_entropy", "use_sde", "sde_sample_freq", "use_sde_at_warmup",
+        "stats_window_size")
+    n_envs: at_least(1) = 1
+    policy: Literal["MlpPolicy", "CnnPolicy", "MultiInputPolicy"] = "MlpPolicy"
+    policy_kwargs: SACPolicyKwargs = SACPolicyKwargs()
+    buffer_size: at_least(1) = 1_000_000
+    """Transitions kept (the replay buffer; checkpointed with the run)."""
+    learning_starts: at_least(0) = 100
+    batch_size: at_least(1) = 256
+    tau: Annotated[float, Field(gt=0, le=1)] = 0.005
+    train_freq: at_least(1) | tuple[at_least(1), Literal["step", "episode"]] = 1
+    gradient_steps: Int = 1
+    """Gradient steps after each ``train_freq``; -1: as many as environment steps."""
+    n_steps: at_least(1) = 1
+    """n-step returns (1: SAC as published)."""
+    ent_coef: Annotated[float | str, AfterValidator(_check_entropy_coefficient)] = "auto"
+    target_update_interval: at_least(1) = 1
+    target_entropy: float | Literal["auto"] = "auto"
+    use_sde_at_warmup: bool = False
+    pretrain_steps: at_least(0) = 0
+    """PEBBLE's unsupervised pre-training: for the first N steps the agent maximises a
+    state-entropy bonus (k-nearest-neighbour distance between states), so the first
+    preference queries compare diverse behaviour; 0 (default): off."""
+
+    @field_validator("gradient_steps")
+    @classmethod
+    def _gradient_steps(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"must be >= 1, or -1 (as many as environment steps), got {value}")
+        return value
+
+
+class SB3Config(EnvFields, RewardFields, RunConfig):
+    """What stable-baselines3 runs share: env, reward module, optional online
+    preference loop."""
+
     preference: Annotated[PreferenceSettings | None, BeforeValidator(_switch("enabled"))] = None
     """The online preference loop (``reward: preference`` only); ``false`` for a fixed
     reward; unset means the defaults with ``reward: preference``."""
     vec_env: Literal["dummy", "subproc"] = "dummy"
-    hyperparams: PPOHyperparams
+    hyperparams: SB3Hyperparams
 
     LENGTH_KEY: ClassVar[str] = "hyperparams.n_timesteps"
 
@@ -302,19 +383,22 @@ class PPOConfig(EnvFields, RewardFields, RunConfig):
         return data
 
     @model_validator(mode="after")
-    def _preference_needs_preference_reward(self) -> PPOConfig:
+    def _preference_needs_preference_reward(self) -> SB3Config:
         if self.preference is not None and self.preference.enabled \
                 and self.reward != "preference":
             raise ValueError(f"a 'preference' section needs reward: preference (got reward: "
                              f"{self.reward})")
-        if self.hyperparams.normalize_arguments():
-            from rewards.registry import get  # the module's class: only with normalize on
-
-            if get(self.reward).needs_trajectory:
-                raise ValueError(f"hyperparams.normalize does not apply to the {self.reward} "
-                                 f"reward: it rewrites whole episodes in the rollout buffer "
-                                 f"after the normaliser has seen each step; set normalize: false")
+        if self.hyperparams.normalize_arguments() and self.rewards_whole_episodes():
+            raise ValueError(f"hyperparams.normalize does not apply to the {self.reward} "
+                             f"reward: it rewrites whole episodes in the rollout buffer "
+                             f"after the normaliser has seen each step; set normalize: false")
         return self
+
+    def rewards_whole_episodes(self) -> bool:
+        """Whether the reward module scores whole episodes (RAPL)."""
+        from rewards.registry import get  # the module's class: the rewards package loads torch
+
+        return bool(get(self.reward).needs_trajectory)
 
     @property
     def preference_loop(self) -> PreferenceSettings | None:
@@ -323,4 +407,28 @@ class PPOConfig(EnvFields, RewardFields, RunConfig):
             else None
 
     def run_name(self) -> str:
-        return f"train-{self.env.split('/')[-1].removesuffix('-v0').lower()}-{self.reward}"
+        env = self.env.split("/")[-1].removesuffix("-v0").lower()
+        return f"train-{self.algo + '-' if self.algo != 'ppo' else ''}{env}-{self.reward}"
+
+
+class PPOConfig(SB3Config):
+    """``algo: ppo``: stable-baselines3 PPO."""
+
+    algo: Literal["ppo"] = "ppo"
+    hyperparams: PPOHyperparams
+
+
+class SACConfig(SB3Config):
+    """``algo: sac``: stable-baselines3 SAC, with PEBBLE's relabelling when the reward
+    is learned online (every reward in the replay buffer is recomputed from its
+    transition's reward-view frame after each reward update)."""
+
+    algo: Literal["sac"] = "sac"
+    hyperparams: SACHyperparams
+
+    @model_validator(mode="after")
+    def _step_rewards_only(self) -> SACConfig:
+        if self.rewards_whole_episodes():
+            raise ValueError(f"the {self.reward} reward scores whole episodes, which SAC's "
+                             f"replay buffer cannot take step by step; use algo: ppo")
+        return self

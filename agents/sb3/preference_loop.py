@@ -32,6 +32,7 @@ Each round is :func:`agents.labelling.label_round` followed by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,16 @@ class PreferenceLoop(BaseCallback):
     :param settings: the config's ``preference`` section.
     :param seed: seeds query drawing and reward training (round ``k`` uses ``seed + k``).
     :param state: the loop's state from a checkpoint (None for a new run).
+    :param first_round_at: the step of the first round (after unsupervised
+        pre-training, so the first queries compare diverse behaviour).
+    :param after_refit: called after every reward update (SAC relabels its replay
+        buffer there).
     """
 
     def __init__(self, layer: VecRewardWrapper, reward: Any, store: PreferenceStore,
                  settings: PreferenceSettings, seed: int,
-                 state: dict[str, Any] | None = None) -> None:
+                 state: dict[str, Any] | None = None, first_round_at: int = 0,
+                 after_refit: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.layer = layer
         self.reward = reward
@@ -155,7 +161,8 @@ class PreferenceLoop(BaseCallback):
         # The store knows of rounds asked after the checkpoint this run resumes from
         # (the checkpoint does not): the next round is due update_every steps after
         # the last one recorded, as in a run that was never stopped.
-        self.next_round_at = int(state.get("next_round_at", 0))
+        self.after_refit = after_refit
+        self.next_round_at = int(state.get("next_round_at", first_round_at))
         if last_round_at is not None:
             self.next_round_at = max(self.next_round_at, last_round_at + settings.update_every)
         self.labels_trained = int(state.get("labels_trained", 0))
@@ -222,5 +229,7 @@ class PreferenceLoop(BaseCallback):
                         new_from=self.labels_trained)
         self.labels_trained = len(self.store)
         self.last_accuracy = metrics.accuracy
+        if self.after_refit is not None:
+            self.after_refit()
         self.logger.record("preference/training_accuracy", metrics.accuracy)
         self.logger.record("preference/training_seconds", metrics.seconds)

@@ -1,16 +1,22 @@
-"""``algo: ppo``: stable-baselines3 PPO against any env and reward module.
+"""``algo: ppo`` and ``algo: sac``: stable-baselines3 against any env and reward module.
 
-Trains PPO on the config's env (pixels by default), with its reward module swapped
-in through the batched vector-env wrapper, and writes to the run folder:
+Trains PPO or SAC on the config's env (pixels by default; ``obs_mode: state`` for
+state policies), with its reward module swapped in through the batched vector-env
+wrapper (the reward always scores the rendered frames unless ``reward_frames:
+observation``), and writes to the run folder:
 
 - ``progress.csv`` and TensorBoard event files (``tensorboard --logdir RUN``);
 - ``checkpoints/step-N/`` every ``checkpoint_every`` steps and at the end;
 - ``preferences/``: the labels of the online preference loop (reward: preference);
 - ``reward/``: the final learned reward module.
 
-A resumed run continues from its latest checkpoint: policy, optimiser, reward model,
-preference labels (all of them, including any written after the checkpoint), RNG
-states and step counters. Episodes that were running when the run stopped are
+With an online preference loop, SAC keeps each transition's frame and relabels its
+whole replay buffer after every reward update, and may pre-train on a state-entropy
+bonus first (PEBBLE; :mod:`agents.sb3.replay`).
+
+A resumed run continues from its latest checkpoint: policy, optimisers, SAC's replay
+buffer, reward model, preference labels (all of them, including any written after
+the checkpoint), RNG states and step counters. Episodes that were running when the run stopped are
 started afresh (new seeds), which is all that differs from an uninterrupted run.
 """
 
@@ -20,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -29,24 +36,52 @@ from agents.checkpoint import Checkpoint, latest_checkpoint
 from agents.logs import PROGRESS_FILE, AppendingCSV, truncate_log
 from agents.runs import Checked
 from agents.sb3 import checkpoint as ckpt
-from agents.sb3.callbacks import EpisodeMetrics, PeriodicCheckpoint, ProgressBar
-from agents.sb3.config import PPOConfig
+from agents.sb3.callbacks import (EpisodeMetrics, PeriodicCheckpoint, ProgressBar,
+                                  UnsupervisedPretraining)
+from agents.sb3.config import SB3Config, SACConfig
 from agents.sb3.preference_loop import PREFERENCES, PreferenceLoop, import_labels
 from agents.sb3.relabel import RelabelRolloutBuffer
+from agents.sb3.replay import FrameReplayBuffer
 from agents.sb3.vector import make_training_env
 from rewards.preference_store import PreferenceStore
 
 
-def build_model(config: PPOConfig, venv: VecEnv, device: str,
-                rollout_buffer: dict[str, Any] | None = None) -> PPO:
-    """The PPO learner the config describes, on ``venv``."""
+ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+"""The SB3 class of each ``algo`` this module trains."""
+
+
+def build_model(config: SB3Config, venv: VecEnv, device: str,
+                buffer: dict[str, Any] | None = None, evaluation: bool = False) -> BaseAlgorithm:
+    """The SB3 learner the config describes, on ``venv``; ``buffer`` holds the
+    rollout- or replay-buffer class and its arguments where the run needs its own.
+    ``evaluation``: only the policy is used, so SAC gets a one-row replay buffer
+    instead of allocating ``buffer_size`` transitions."""
     hyper = config.hyperparams
-    return PPO(hyper.policy, venv, seed=config.seed, device=device, verbose=0,
-               policy_kwargs=hyper.policy_kwargs.arguments(), **(rollout_buffer or {}),
-               **hyper.ppo_arguments())
+    arguments = hyper.sb3_arguments()
+    if evaluation and "buffer_size" in arguments:
+        arguments["buffer_size"] = 1
+    return ALGORITHM_CLASSES[config.algo](
+        hyper.policy, venv, seed=config.seed, device=device, verbose=0,
+        policy_kwargs=hyper.policy_kwargs.arguments(), **(buffer or {}), **arguments)
 
 
-def normalize_rewards(config: PPOConfig, venv: VecEnv) -> VecNormalize:
+def _buffer(config: SB3Config, reward: Any, layer: Any, frame_shape: tuple[int, ...] | None
+            ) -> dict[str, Any] | None:
+    """PPO with a whole-episode reward: a rollout buffer relabelled before advantages.
+    SAC: a replay buffer that keeps frames for relabelling (online preference loop)
+    and can sample a state-entropy bonus (pre-training)."""
+    if isinstance(config, SACConfig):
+        keep = config.preference_loop is not None
+        return {"replay_buffer_class": FrameReplayBuffer,
+                "replay_buffer_kwargs": {"frames": (lambda: layer.last_frames) if keep else None,
+                                         "frame_shape": frame_shape if keep else None}}
+    if reward.needs_trajectory:
+        return {"rollout_buffer_class": RelabelRolloutBuffer,
+                "rollout_buffer_kwargs": {"relabel": lambda: layer.relabel(reward)}}
+    return None
+
+
+def normalize_rewards(config: SB3Config, venv: VecEnv) -> VecNormalize:
     """``venv`` under SB3's ``VecNormalize``, scaling rewards only (``normalize``)."""
     return VecNormalize(venv, norm_obs=False, norm_reward=True,
                         gamma=config.hyperparams.gamma,  # the return it scales by
@@ -66,9 +101,9 @@ def set_return_statistics(venv: VecNormalize, state: dict[str, float]) -> None:
     venv.ret_rms.count = float(state["count"])
 
 
-def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
+def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
           progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
-    """Trains (or continues) the PPO run in ``run_dir``; returns its summary.
+    """Trains (or continues) the PPO or SAC run in ``run_dir``; returns its summary.
 
     ``checked`` comes from :func:`agents.runs.preflight`: the device, and the reward
     module (loaded from the latest checkpoint when resuming)."""
@@ -88,10 +123,7 @@ def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
     normalize = hyper.normalize_arguments() is not None
     if normalize:
         venv = normalize_rewards(config, venv)
-    buffer = None
-    if reward.needs_trajectory:
-        buffer = {"rollout_buffer_class": RelabelRolloutBuffer,
-                  "rollout_buffer_kwargs": {"relabel": lambda: layer.relabel(reward)}}
+    buffer = _buffer(config, reward, layer, checked.frame_shape)
     model = build_model(config, venv, device, buffer)
     trainer_state: dict[str, Any] = restored.state.get("trainer", {}) if restored else {}
     if restored:
@@ -99,10 +131,16 @@ def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
     model.set_logger(Logger(str(run_dir), [AppendingCSV(run_dir / PROGRESS_FILE),
                                            TensorBoardOutputFormat(str(run_dir))]))
 
-    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if buffer else None,
-                             raw_rewards=venv.get_original_reward if normalize else None)
+    off_policy = isinstance(config, SACConfig)
+    relabelled = buffer is not None and not off_policy
+    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if relabelled else None,
+                             raw_rewards=venv.get_original_reward if normalize else None,
+                             correlation_steps=1000 if off_policy else 0)
+    pretrain = config.hyperparams.pretrain_steps if off_policy else 0
     loop = (PreferenceLoop(layer, reward, store, settings, seed=config.seed,
-                           state=trainer_state.get("preference")) if settings else None)
+                           state=trainer_state.get("preference"), first_round_at=pretrain,
+                           after_refit=(lambda: _relabel(model, reward, log)) if off_policy
+                           else None) if settings else None)
     learned = reward.name if reward.tensors() else None
 
     def save() -> Path:
@@ -113,6 +151,8 @@ def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
 
     callbacks: list[Any] = [metrics, *([loop] if loop else []),
                             PeriodicCheckpoint(config.checkpoint_every, save, start=start)]
+    if pretrain:
+        callbacks.insert(0, UnsupervisedPretraining(model.replay_buffer, pretrain))
     if progress_bar:
         callbacks.append(ProgressBar(hyper.n_timesteps, start, metrics))
 
@@ -141,6 +181,14 @@ def train(config: PPOConfig, run_dir: Path, resume: bool, checked: Checked,
     return summary
 
 
+def _relabel(model: BaseAlgorithm, reward: Any, log: Any) -> None:
+    """PEBBLE: every reward in the replay buffer recomputed by the refit module."""
+    started = time.perf_counter()
+    count = model.replay_buffer.relabel(reward)
+    model.logger.record("preference/relabelled", count)
+    model.logger.record("preference/relabel_seconds", round(time.perf_counter() - started, 2))
+
+
 def _preference_store(run_dir: Path, settings: Any, checked: Checked, log: Any
                       ) -> PreferenceStore:
     """The run's label store, seeded once with ``initial_labels`` when there are some."""
@@ -154,11 +202,13 @@ def _preference_store(run_dir: Path, settings: Any, checked: Checked, log: Any
     return store
 
 
-def _restore(restored: Checkpoint, model: PPO, venv: VecEnv, seed: int,
+def _restore(restored: Checkpoint, model: BaseAlgorithm, venv: VecEnv, seed: int,
              trainer_state: dict[str, Any], run_dir: Path, log: Any) -> None:
-    """Puts a checkpoint back: weights, optimiser, counters, RNGs, the reward
-    normaliser's statistics; log rows after the checkpoint move aside."""
+    """Puts a checkpoint back: weights, optimisers, SAC's replay buffer, counters, RNGs,
+    the reward normaliser's statistics; log rows after the checkpoint move aside."""
     ckpt.load_policy_weights(restored, model)
+    if hasattr(model, "replay_buffer"):
+        ckpt.load_replay(restored, model)
     ckpt.restore_counters(restored, model)
     venv.seed(seed)  # fresh episodes, not the first run's again
     if isinstance(venv, VecNormalize) and "normalize" in trainer_state:
