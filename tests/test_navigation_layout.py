@@ -75,6 +75,30 @@ def test_segment_clear_keeps_a_disc_off_blocked_cells():
     assert grid.segment_clear(blocked, start, grid.cell_center((1, 3)), 0.05)
 
 
+def test_segments_clear_answers_as_segment_clear_does():
+    # Mazes with objects, segments from anywhere (inside walls, off the grid) to cell
+    # centres and arbitrary points, clearances from none to a cell.
+    rng = np.random.default_rng(0)
+    agree = clear = 0
+    for trial in range(40):
+        layout = grid.room_layout(rng, 3, 4, 0.3)
+        blocked = layout.walls | (rng.random(layout.shape) < 0.1)
+        side = layout.shape[0] * CELL
+        start = rng.uniform(-2.0, side + 0.2, size=2)  # also far off the grid
+        ends = np.concatenate([
+            [grid.cell_center(tuple(c)) for c in rng.integers(0, layout.shape[0], (6, 2))],
+            rng.uniform(-2.0, side, size=(3, 2)),
+            [start],  # a segment of length 0
+        ])
+        clearance = float(rng.choice([0.0, 0.05, 0.2, 0.5]))
+        answers = grid.segments_clear(blocked, start, ends, clearance)
+        expected = [grid.segment_clear(blocked, start, end, clearance) for end in ends]
+        assert answers.dtype == bool and answers.tolist() == expected, trial
+        agree += len(ends)
+        clear += sum(expected)
+    assert 0 < clear < agree  # both answers were exercised
+
+
 def test_cells_and_centres():
     assert grid.cell_of(grid.cell_center((2, 5)), (10, 10)) == (2, 5)
     assert grid.cell_of(np.array([-1.0, 99.0]), (10, 10)) == (9, 0)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.cards.card_game import CardGameEnv
 from envs.cards.deck import Card, draw_card
@@ -103,10 +104,23 @@ class BlackjackEnv(CardGameEnv):
     raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: "Dealer" with the up card and a
-    card back, "Player" with the player's cards (overlapping when they no longer fit
-    side by side; the rank in each card's corner stays visible). When the episode
-    ends the dealer's hand is shown face up.
+    Chosen by ``obs_mode``:
+
+    - ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3), uint8)``, "Dealer"
+      with the up card and a card back, "Player" with the player's cards
+      (overlapping when they no longer fit side by side; the rank in each card's
+      corner stays visible). When the episode ends the dealer's hand is shown face
+      up.
+    - ``"state"``: ``Box([4, 1, 0], [31, 10, 1], (3,), float32)``, Gymnasium's
+      ``Blackjack-v1`` observation as numbers: index 0 the player's total (an ace
+      counted 11 when that does not bust the hand; above 21 after a bust), 1 the
+      value of the dealer's up card (1 for an ace, 10 for a ten or face card), 2
+      whether the player holds a usable ace (1 or 0). Everything the rules and basic
+      strategy depend on; the dealer's hand revealed at the end is not in it (the
+      reward tells the outcome). No picture is drawn.
+    - ``"rgb+state"``: ``Dict({"rgb": ..., "state": ...})`` holding both.
+
+    :meth:`render` and ``info`` are the same in every mode.
 
     ## Rewards
     Gymnasium's: after ``stand`` the dealer draws to 17 or more, then +1 for a win
@@ -143,14 +157,15 @@ class BlackjackEnv(CardGameEnv):
 
     ## Arguments
     ``gym.make("vmalign/Blackjack-v0", render_mode=None, natural=False, sab=False,
-    obs_size=128, render_size=224)``; Gymnasium's names for both rules. See
-    :class:`envs.cards.card_game.CardGameEnv` for the rest. Unknown keyword arguments
-    raise ``TypeError`` listing the valid ones.
+    obs_mode="rgb", obs_size=128, render_size=224)``; Gymnasium's names for both
+    rules. See :class:`envs.cards.card_game.CardGameEnv` for the rest. Unknown
+    keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release (Gymnasium ``Blackjack-v1`` rules and payouts as gym-cards'
       ``Blackjack-v0``; tens drawn; dealer revealed at the end); ``info["progress"]``
-      added later (episodes unchanged).
+      and ``obs_mode`` added later (episodes unchanged; the default
+      ``obs_mode="rgb"`` observes as before).
     """
 
     action_words = ("stand", "hit")
@@ -161,6 +176,7 @@ class BlackjackEnv(CardGameEnv):
         *,
         natural: bool = False,
         sab: bool = False,
+        obs_mode: str = "rgb",
         obs_size: int = 128,
         render_size: int = 224,
         **unknown: Any,
@@ -169,7 +185,8 @@ class BlackjackEnv(CardGameEnv):
         # check_bool: a membership test in (True, False) would take 1 and 0 as well.
         self.natural = check_bool("natural", natural)
         self.sab = check_bool("sab", sab)
-        super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
+        super().__init__(render_mode, obs_mode=obs_mode, obs_size=obs_size,
+                         render_size=render_size)
         self.dealer: list[Card] = []
         self.player: list[Card] = []
         self.reward = 0.0
@@ -245,6 +262,19 @@ class BlackjackEnv(CardGameEnv):
             "player_total": hand_total(self.player),
             "usable_ace": has_usable_ace(self.player),
         }
+
+    state_names = ("player_total", "dealer_card", "usable_ace")
+
+    def _state_space(self) -> spaces.Box:
+        # The lowest two-card total is 2 + 2 (A + A is a soft 12); the highest, a hit
+        # on 21 drawing a ten-card, 31.
+        return spaces.Box(np.array([4, 1, 0], dtype=np.float32),
+                          np.array([31, 10, 1], dtype=np.float32), dtype=np.float32)
+
+    def state(self) -> np.ndarray:
+        # Gymnasium's Blackjack-v1 observation, which basic strategy reads.
+        return np.array([hand_total(self.player), self.dealer[0].value(),
+                         has_usable_ace(self.player)], dtype=np.float32)
 
     # -------------------------------------------------------------- picture
     def _make_layout(self, size: int) -> _Layout:

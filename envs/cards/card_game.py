@@ -3,8 +3,20 @@
 A game module (``numberline.py``, ``points24.py``, ...) subclasses :class:`CardGameEnv`,
 sets its ``action_words`` and implements :meth:`~CardGameEnv._deal` (start an
 episode), :meth:`~CardGameEnv._play` (apply one action), :meth:`~CardGameEnv._draw_table`
-and :meth:`~CardGameEnv._draw_moving` (the picture), :meth:`~CardGameEnv.state_text`,
-:meth:`~CardGameEnv.is_success` and :meth:`~CardGameEnv.expert_action`.
+and :meth:`~CardGameEnv._draw_moving` (the picture), :attr:`~CardGameEnv.state_names`,
+:meth:`~CardGameEnv._state_space` and :meth:`~CardGameEnv.state` (the state vector),
+:meth:`~CardGameEnv.state_text`, :meth:`~CardGameEnv.is_success` and
+:meth:`~CardGameEnv.expert_action`.
+
+Every game offers ``obs_mode="state"`` (and ``"rgb+state"``): the observation is then
+a few numbers, not (or besides) the picture. It is honest because a card game's
+state is small and exact: the vector holds everything the rules and the expert act
+on (card values, the formula typed so far, hand totals; not the suits, which never
+matter, nor the final ``= value`` drawn after the last step), each game's
+"Observation space" lists it entry by entry, and nothing is hidden in the picture
+that a policy needs. It is cheap: a few list reads instead of composing a frame, and
+no picture at all is drawn for the observation. :meth:`~CardGameEnv.render` and
+``info`` are the same in every mode.
 
 Frames are composed in two layers so a step costs a copy and a few pastes: the
 *table* (background and whatever stays put until the next deal or hit) is drawn once
@@ -24,16 +36,25 @@ from gymnasium import spaces
 from envs.cards.sprites import FELT, Color, blank
 from envs.checks import check_choice, check_discrete_action, check_int_range, reject_unknown_kwargs
 
+OBS_MODES = ("rgb", "state", "rgb+state")
+"""What an observation holds: the picture, the state vector, or both (a Dict)."""
 OBS_SIZE_RANGE = (64, 448)
 RENDER_SIZE_RANGE = (32, 1024)
 
 
-class CardGameEnv(gym.Env[np.ndarray, np.int64]):
+Observation = np.ndarray | dict[str, np.ndarray]
+"""A picture, a state vector, or ``{"rgb": picture, "state": vector}`` (``obs_mode``)."""
+
+
+class CardGameEnv(gym.Env[Observation, np.int64]):
     """Base class of the card games; see each game for its full contract.
 
     Keyword arguments shared by every game:
 
     - ``render_mode``: ``None`` or ``"rgb_array"``.
+    - ``obs_mode`` (``"rgb"``, ``"state"`` or ``"rgb+state"``, default ``"rgb"``): the
+      picture, the game's state vector (each game's "Observation space" lists it; no
+      picture is drawn for the observation), or both in a ``Dict``.
     - ``obs_size`` (int, 64-448, default 128): observation height and width.
     - ``render_size`` (int, 32-1024, default 224): size of :meth:`render`'s frame, the
       view meant for reward models and videos; the same picture as the observation,
@@ -50,24 +71,32 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
     background: ClassVar[Color] = FELT
     action_words: tuple[str, ...]
     """The word of every action, by index: what a text agent answers (see ``text_actions``)."""
+    state_names: tuple[str, ...]
+    """The names of :meth:`state`'s entries, in order."""
 
     def __init__(
         self,
         render_mode: str | None = None,
         *,
+        obs_mode: str = "rgb",
         obs_size: int = 128,
         render_size: int = 224,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("obs_mode", obs_mode, OBS_MODES)
         self.obs_size = check_int_range("obs_size", obs_size, *OBS_SIZE_RANGE)
         self.render_size = check_int_range("render_size", render_size, *RENDER_SIZE_RANGE)
         self.render_mode = render_mode
+        self.obs_mode = obs_mode
         self.action_space = spaces.Discrete(len(self.action_words))
-        self.observation_space = spaces.Box(
-            0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
-        )
+        picture = spaces.Box(0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8)
+        state = self._state_space()
+        self.observation_space: spaces.Space = {
+            "rgb": picture, "state": state,
+            "rgb+state": spaces.Dict({"rgb": picture, "state": state}),
+        }[obs_mode]
         self.instruction = ""
         self._ended: bool | None = None  # None until the first reset
         self._layouts: dict[int, Any] = {}
@@ -76,16 +105,16 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
     # ------------------------------------------------------------- gym API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         if options is not None and not isinstance(options, dict):
             raise ValueError(f"options must be a dict or None, got {options!r}")
         self._tables.clear()
         self.instruction = self._deal(dict(options or {}))
         self._ended = False
-        return self._draw(self.obs_size), self._info()
+        return self._observe(), self._info()
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Plays the action with index ``action``; anything that is not an integer in the
         action space raises ``ValueError``, and so does nothing: the state is unchanged."""
         if self._ended is None:
@@ -95,7 +124,7 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
         index = check_discrete_action(action, self.action_space)
         reward, terminated, truncated = self._play(index)
         self._ended = terminated or truncated
-        return self._draw(self.obs_size), float(reward), terminated, truncated, self._info()
+        return self._observe(), float(reward), terminated, truncated, self._info()
 
     def render(self) -> np.ndarray | None:
         """The picture at ``render_size`` (``render_mode="rgb_array"``); else None."""
@@ -121,6 +150,14 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
         return tuple(word for word, legal in zip(self.action_words, mask) if legal)
 
     # ------------------------------------------------------------ internals
+    def _observe(self) -> Observation:
+        if self.obs_mode == "state":
+            return self.state()
+        picture = self._draw(self.obs_size)
+        if self.obs_mode == "rgb":
+            return picture
+        return {"rgb": picture, "state": self.state()}
+
     def _info(self) -> dict[str, Any]:
         return {
             "instruction": self.instruction,
@@ -183,6 +220,16 @@ class CardGameEnv(gym.Env[np.ndarray, np.int64]):
     def _game_info(self) -> dict[str, Any]:
         """Game-specific ``info`` entries."""
         return {}
+
+    def _state_space(self) -> spaces.Box:
+        """The ``float32`` box of :meth:`state`, one entry per :attr:`state_names`;
+        called by ``__init__``, so it may use the game's own arguments only."""
+        raise NotImplementedError
+
+    def state(self) -> np.ndarray:
+        """The state as numbers (``float32``): the ``obs_mode="state"`` observation,
+        available in every mode once the episode has started."""
+        raise NotImplementedError
 
     def state_text(self) -> str:
         """The state in words, as ``info["text"]``."""

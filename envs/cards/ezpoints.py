@@ -27,9 +27,21 @@ class EZPointsEnv(FormulaGameEnv):
     in range raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: the two cards (rank large in the
-    corner; a 10 shows "10") and the formula, white on green. When ``=`` ends the
-    episode the picture adds ``= value`` (exact; ``?`` when malformed).
+    Chosen by ``obs_mode``:
+
+    - ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3), uint8)``, the two
+      cards (rank large in the corner; a 10 shows "10") and the formula, white on
+      green. When ``=`` ends the episode the picture adds ``= value`` (exact; ``?``
+      when malformed).
+    - ``"state"``: ``Box(low, high, (8,), float32)``, the picture as numbers: index
+      0-1 the two cards' values (1-10, in the picture's order); 2-7 the formula's
+      tokens in order, one per slot (the rules allow 6 before a step truncates),
+      0 for an empty slot, a number token its value (1-10), ``+`` 11, ``*`` 12, and
+      -1 for the ``_`` of a rejected number. Suits, which never matter, and the
+      final ``= value`` are left out. No picture is drawn.
+    - ``"rgb+state"``: ``Dict({"rgb": ..., "state": ...})`` holding both.
+
+    :meth:`render` and ``info`` are the same in every mode.
 
     ## Rewards
     gym-cards' rules, scored exactly (see :mod:`envs.cards.formula_game`): +10 for
@@ -66,13 +78,14 @@ class EZPointsEnv(FormulaGameEnv):
     episodes in the tests).
 
     ## Arguments
-    ``gym.make("vmalign/EZPoints-v0", render_mode=None, obs_size=128,
+    ``gym.make("vmalign/EZPoints-v0", render_mode=None, obs_mode="rgb", obs_size=128,
     render_size=224)``; see :class:`envs.cards.card_game.CardGameEnv`. Unknown keyword
     arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release (gym-cards' ``EZPoints-v0`` rules, seeded, exact scoring);
-      ``info["progress"]`` added later (episodes unchanged).
+      ``info["progress"]`` and ``obs_mode`` added later (episodes unchanged; the
+      default ``obs_mode="rgb"`` observes as before).
     """
 
     action_words = (*(str(n) for n in range(1, 11)), "+", "*", "=")
@@ -83,11 +96,12 @@ class EZPointsEnv(FormulaGameEnv):
     operators = "+*"
 
     def __init__(
-        self, render_mode: str | None = None, *, obs_size: int = 128, render_size: int = 224,
-        **unknown: Any,
+        self, render_mode: str | None = None, *, obs_mode: str = "rgb", obs_size: int = 128,
+        render_size: int = 224, **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
-        super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
+        super().__init__(render_mode, obs_mode=obs_mode, obs_size=obs_size,
+                         render_size=render_size)
 
     def _deal_cards(self) -> list[Card]:
         rng = self.np_random

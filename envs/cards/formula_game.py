@@ -14,6 +14,12 @@ deals its cards and documents its contract. The rules below are gym-cards':
 - A step taken while the formula holds more than ``max_tokens`` tokens truncates the
   episode with -1, whatever the action.
 
+The state observation (``obs_mode="state"``) is the cards' values, then one slot per
+formula token the rules allow (``max_tokens + 1``): 0 while empty, else the token's
+action index plus one (so a number token is its own value, as the numbers' actions
+come first), and :data:`REJECTED_CODE` for ``_``. ``=`` ends the episode and is never
+in the formula.
+
 ``info["progress"]`` is how much of a winning formula has been typed, by the exact
 solver: with ``p`` the longest beginning of the formula (``_`` placeholders left out,
 as evaluation does) that some solution starts with, and ``n`` the length of the
@@ -33,6 +39,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.cards import formula, solver
 from envs.cards.card_game import CardGameEnv
@@ -51,6 +58,8 @@ from envs.cards.sprites import (
 
 REJECTED = "_"
 """Formula placeholder for a number no unused card shows."""
+REJECTED_CODE = -1
+"""The placeholder's number in the state vector (a word's is its action index + 1)."""
 EQUALS = "="
 WIN_REWARD = 10.0
 LOSS_REWARD = -1.0
@@ -90,13 +99,20 @@ class FormulaGameEnv(CardGameEnv):
     more (only long, hopeless ones do) is drawn smaller until it fits."""
 
     def __init__(
-        self, render_mode: str | None = None, *, obs_size: int = 128, render_size: int = 224,
-        **unknown: Any,
+        self, render_mode: str | None = None, *, obs_mode: str = "rgb", obs_size: int = 128,
+        render_size: int = 224, **unknown: Any,
     ) -> None:
-        super().__init__(render_mode, obs_size=obs_size, render_size=render_size, **unknown)
+        # A slot for each token of the longest formula, max_tokens + 1 (the step after
+        # that truncates instead of typing).
+        self.state_names = (*(f"card_{i}" for i in range(self.card_count)),
+                            *(f"token_{i}" for i in range(self.max_tokens + 1)))
+        super().__init__(render_mode, obs_mode=obs_mode, obs_size=obs_size,
+                         render_size=render_size, **unknown)
         self._number_of = {
             index: int(word) for index, word in enumerate(self.action_words) if word.isdigit()
         }
+        self._token_codes = {word: index + 1 for index, word in enumerate(self.action_words)}
+        self._token_codes[REJECTED] = REJECTED_CODE
         self.cards: list[Card] = []
         self.numbers: list[int] = []
         self.formula: list[str] = []
@@ -223,6 +239,24 @@ class FormulaGameEnv(CardGameEnv):
             f"Numbers: {', '.join(map(str, self.numbers))}. "
             f"Formula: {self.formula_text()}"
         )
+
+    def _state_space(self) -> spaces.Box:
+        values = [int(word) for word in self.action_words if word.isdigit()]
+        typed = max(i + 1 for i, word in enumerate(self.action_words) if word != EQUALS)
+        slots = self.max_tokens + 1
+        low = [min(values)] * self.card_count + [REJECTED_CODE] * slots
+        high = [max(values)] * self.card_count + [typed] * slots
+        return spaces.Box(np.array(low, dtype=np.float32), np.array(high, dtype=np.float32),
+                          dtype=np.float32)
+
+    def state(self) -> np.ndarray:
+        """The cards' values, then the formula's token codes, 0-padded (see the module
+        docstring)."""
+        vector = np.zeros(len(self.state_names), dtype=np.float32)
+        vector[: self.card_count] = self.numbers
+        codes = [self._token_codes[token] for token in self.formula]
+        vector[self.card_count : self.card_count + len(codes)] = codes
+        return vector
 
     def _game_info(self) -> dict[str, Any]:
         return {

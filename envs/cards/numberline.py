@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.cards.card_game import CardGameEnv
 from envs.cards.sprites import BLACK, WHITE, font, paste, text_sprite, text_width
@@ -41,8 +42,17 @@ class NumberLineEnv(CardGameEnv):
     them. Anything but an integer in range raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: the picture. The numbers are drawn
-    larger than their labels, so they stay legible at 64 pixels.
+    Chosen by ``obs_mode``:
+
+    - ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3), uint8)``, the
+      picture. The numbers are drawn larger than their labels, so they stay legible
+      at 64 pixels.
+    - ``"state"``: ``Box(0, max_position, (2,), float32)``, the two numbers the
+      picture shows: index 0 the target, 1 the current number (integers). No picture
+      is drawn.
+    - ``"rgb+state"``: ``Dict({"rgb": ..., "state": ...})`` holding both.
+
+    :meth:`render` and ``info`` are the same in every mode.
 
     ## Rewards
     As gym-cards: +1 on reaching the target; -1 when the step does not bring the
@@ -83,13 +93,14 @@ class NumberLineEnv(CardGameEnv):
 
     ## Arguments
     ``gym.make("vmalign/NumberLine-v0", render_mode=None, max_position=5,
-    obs_size=128, render_size=224)``; ``max_position`` is an integer in [1, 99]; see
-    :class:`envs.cards.card_game.CardGameEnv` for the rest. Unknown keyword arguments
-    raise ``TypeError`` listing the valid ones.
+    obs_mode="rgb", obs_size=128, render_size=224)``; ``max_position`` is an integer
+    in [1, 99]; see :class:`envs.cards.card_game.CardGameEnv` for the rest. Unknown
+    keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release (gym-cards' ``NumberLine-v0`` rules, seeded, start never
-      equal to the target); ``info["progress"]`` added later (episodes unchanged).
+      equal to the target); ``info["progress"]`` and ``obs_mode`` added later
+      (episodes unchanged; the default ``obs_mode="rgb"`` observes as before).
     """
 
     background = WHITE
@@ -100,13 +111,15 @@ class NumberLineEnv(CardGameEnv):
         render_mode: str | None = None,
         *,
         max_position: int = 5,
+        obs_mode: str = "rgb",
         obs_size: int = 128,
         render_size: int = 224,
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
         self.max_position = check_int_range("max_position", max_position, 1, 99)
-        super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
+        super().__init__(render_mode, obs_mode=obs_mode, obs_size=obs_size,
+                         render_size=render_size)
         self.target = 0
         self.current = 0
         self.start = 0
@@ -162,6 +175,14 @@ class NumberLineEnv(CardGameEnv):
 
     def _game_info(self) -> dict[str, Any]:
         return {"target": self.target, "current": self.current}
+
+    state_names = ("target", "current")
+
+    def _state_space(self) -> spaces.Box:
+        return spaces.Box(0, self.max_position, shape=(2,), dtype=np.float32)
+
+    def state(self) -> np.ndarray:
+        return np.array([self.target, self.current], dtype=np.float32)
 
     # -------------------------------------------------------------- picture
     def _make_layout(self, size: int) -> _Layout:

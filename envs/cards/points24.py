@@ -54,10 +54,24 @@ class Points24Env(FormulaGameEnv):
     are ``action_words``. Anything but an integer in range raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: the four cards (rank large in the
-    corner; a 10 shows "10") and the formula, white on green, wrapped over lines as
-    it grows. When ``=`` ends the episode the picture adds ``= value`` (exact, e.g.
-    ``= 23/2``; ``?`` when malformed).
+    Chosen by ``obs_mode``:
+
+    - ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3), uint8)``, the four
+      cards (rank large in the corner; a 10 shows "10") and the formula, white on
+      green, wrapped over lines as it grows. When ``=`` ends the episode the picture
+      adds ``= value`` (exact, e.g. ``= 23/2``; ``?`` when malformed).
+    - ``"state"``: ``Box(low, high, (25,), float32)``, the picture as numbers: index
+      0-3 the four cards' values (1-10, or 1-13 with
+      ``treat_face_cards_as_10=False``; in the picture's order); 4-24 the formula's
+      tokens in order, one per slot (the rules allow 21 before a step truncates),
+      0 for an empty slot, a number token its value, ``+ - * / ( )`` 11-16 (14-19
+      with ``treat_face_cards_as_10=False``: a token's action index plus one), and
+      -1 for the ``_`` of a rejected number. Suits, which never matter, and the
+      final ``= value`` are left out; ``target_points`` is in the instruction, as
+      in the picture's case. No picture is drawn.
+    - ``"rgb+state"``: ``Dict({"rgb": ..., "state": ...})`` holding both.
+
+    :meth:`render` and ``info`` are the same in every mode.
 
     ## Rewards
     gym-cards' rules, scored exactly (see :mod:`envs.cards.formula_game`): +10 for
@@ -98,15 +112,15 @@ class Points24Env(FormulaGameEnv):
 
     ## Arguments
     ``gym.make("vmalign/Points24-v0", render_mode=None, treat_face_cards_as_10=True,
-    target_points=24, solvable_only=True, obs_size=128, render_size=224)``;
-    ``target_points`` is an integer in [1, 100] (gym-cards' names for both options).
-    See :class:`envs.cards.card_game.CardGameEnv` for the rest. Unknown keyword
-    arguments raise ``TypeError`` listing the valid ones.
+    target_points=24, solvable_only=True, obs_mode="rgb", obs_size=128,
+    render_size=224)``; ``target_points`` is an integer in [1, 100] (gym-cards'
+    names for both options). See :class:`envs.cards.card_game.CardGameEnv` for the
+    rest. Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release (gym-cards' ``Points24-v0`` rules, seeded, exact scoring,
-      solvable deals only by default); ``info["progress"]`` added later (episodes
-      unchanged).
+      solvable deals only by default); ``info["progress"]`` and ``obs_mode`` added
+      later (episodes unchanged; the default ``obs_mode="rgb"`` observes as before).
     """
 
     card_count = 4
@@ -121,6 +135,7 @@ class Points24Env(FormulaGameEnv):
         treat_face_cards_as_10: bool = True,
         target_points: int = 24,
         solvable_only: bool = True,
+        obs_mode: str = "rgb",
         obs_size: int = 128,
         render_size: int = 224,
         **unknown: Any,
@@ -133,7 +148,8 @@ class Points24Env(FormulaGameEnv):
         self.target = check_int_range("target_points", target_points, 1, 100)
         highest = 10 if self.treat_face_cards_as_10 else 13
         self.action_words = (*(str(n) for n in range(1, highest + 1)), *OPERATOR_WORDS)
-        super().__init__(render_mode, obs_size=obs_size, render_size=render_size)
+        super().__init__(render_mode, obs_mode=obs_mode, obs_size=obs_size,
+                         render_size=render_size)
 
     def card_value(self, card: Card) -> int:
         return card.value(self.treat_face_cards_as_10)

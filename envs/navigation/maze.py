@@ -18,7 +18,7 @@ EXTRA_DOOR_PROB = 0.2
 
 class MazeEnv(NavigationEnv):
     """Find the named object in a procedurally generated maze of rooms, seeing only a
-    first-person camera.
+    first-person camera (or, with ``obs_mode="state"``, a ground-truth vector).
 
     ## Description
     ``maze_size`` x ``maze_size`` square rooms of 4 x 4 cells (2 m) are joined by
@@ -40,9 +40,42 @@ class MazeEnv(NavigationEnv):
     a non-numeric dtype, NaN or infinity raise ``ValueError`` naming the space.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: an RGB image from ``camera``
-    (first-person by default; ``"top"`` is an overhead view of the whole maze). No
-    state vector.
+    Chosen by ``obs_mode``:
+
+    - ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3), uint8)``, an RGB
+      image from ``camera`` (first-person by default; ``"top"`` is an overhead view
+      of the whole maze).
+    - ``"state"``: ``Box(low, high, (14,), float32)``, ground truth read from the
+      joint positions, as rewards and success are; nothing is rendered (the env never
+      makes the observation camera's GL context). World frame in metres, x and y on
+      the floor; yaw 0 faces +x; a bearing is the angle from the agent's heading to
+      a point, positive to the left. Angles come as cosine and sine, which do not
+      jump at +-pi.
+
+      | Index  | Meaning                                             | Unit, bounds     |
+      |--------|-----------------------------------------------------|------------------|
+      | 0, 1   | agent x, y                                          | m, [0, L]        |
+      | 2, 3   | cos, sin of the agent's heading (yaw)               | [-1, 1]          |
+      | 4, 5   | goal x, y: the named object's centre                | m, [0, L]        |
+      | 6      | goal distance (straight line, centre to centre)     | m, [0, L sqrt 2] |
+      | 7, 8   | cos, sin of the goal's bearing                      | [-1, 1]          |
+      | 9, 10  | waypoint x, y                                       | m, [0, L]        |
+      | 11     | waypoint distance                                   | m, [0, L sqrt 2] |
+      | 12, 13 | cos, sin of the waypoint's bearing                  | [-1, 1]          |
+
+      ``L = (5 * maze_size + 1) * 0.5`` m is the side of the layout, walls included.
+      The waypoint is the point the planner expert heads for: the farthest point of
+      the shortest path to the goal (up to 8 cells of 0.5 m ahead) that the agent
+      can reach in a straight line clear of walls and other objects, or the goal's
+      centre once within 0.55 m of it. It is privileged, planned on the known
+      layout: it leads through the right doors of a maze that a first-person camera
+      reveals only by exploring. So state mode is an easier, fully observed variant
+      for fast checks of rewards and learners, not the pixel task decoded; a policy
+      reading only this vector can act as the expert does (the tests check that it
+      succeeds).
+    - ``"rgb+state"``: ``Dict({"rgb": ..., "state": ...})`` holding both.
+
+    :meth:`render` (the reward models' view) and ``info`` are the same in every mode.
 
     ## Rewards
     The decrease of the shortest-path distance ``d`` (metres, through doors and
@@ -68,7 +101,7 @@ class MazeEnv(NavigationEnv):
     ``max_episode_steps``: the env truncates itself.
 
     ## Arguments
-    ``gym.make("vmalign/Maze-v0", render_mode=None, obs_size=64,
+    ``gym.make("vmalign/Maze-v0", render_mode=None, obs_mode="rgb", obs_size=64,
     camera="first_person", render_size=224, render_camera="first_person",
     continuous=False, done_action=False, require_facing=False,
     terminate_on_success=False, num_objects=4, randomize_textures=True,
@@ -78,7 +111,8 @@ class MazeEnv(NavigationEnv):
     arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
-    - v0: initial release.
+    - v0: initial release; ``obs_mode`` added later (the default, ``"rgb"``, gives the
+      same episodes as before).
     """
 
     verb = "find"

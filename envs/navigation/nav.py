@@ -58,6 +58,18 @@ SUCCESS_BONUS = 1.0
 
 CAMERAS = ("first_person", "top")
 
+OBS_MODES = ("rgb", "state", "rgb+state")
+"""What an observation holds: the camera image, the state vector, or both (a Dict)."""
+
+STATE_NAMES = (
+    "agent_x", "agent_y", "agent_cos_yaw", "agent_sin_yaw",
+    "goal_x", "goal_y", "goal_distance", "goal_cos_bearing", "goal_sin_bearing",
+    "waypoint_x", "waypoint_y", "waypoint_distance", "waypoint_cos_bearing",
+    "waypoint_sin_bearing",
+)
+"""The entries of the ``obs_mode="state"`` vector (:meth:`NavigationEnv.state`), in
+order; each task's "Observation space" gives their meaning and units."""
+
 TURN_LEFT, TURN_RIGHT, FORWARD, DONE = 0, 1, 2, 3
 
 _MARGIN = 0.05
@@ -84,12 +96,20 @@ class NavObject:
         return f"{self.color} {self.shape}"
 
 
-class NavigationEnv(gym.Env[np.ndarray, Any]):
+Observation = np.ndarray | dict[str, np.ndarray]
+"""An image, a state vector, or ``{"rgb": image, "state": vector}`` (``obs_mode``)."""
+
+
+class NavigationEnv(gym.Env[Observation, Any]):
     """Base class of the navigation tasks; see each task for its full contract.
 
     Keyword arguments shared by every task:
 
     - ``render_mode``: ``None`` or ``"rgb_array"``.
+    - ``obs_mode`` (``"rgb"``, ``"state"`` or ``"rgb+state"``, default ``"rgb"``): the
+      camera image, the ground-truth vector of :meth:`state` (the env then
+      never renders an observation), or both in a ``Dict``; :meth:`render` and
+      ``info`` are the same in every mode.
     - ``obs_size`` (int, 16-512, default 64): observation height and width.
     - ``camera`` (``"first_person"`` or ``"top"``, default ``"first_person"``):
       observation camera; ``"top"`` looks straight down on the whole layout
@@ -118,11 +138,14 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
     verb: ClassVar[str]
     """Instruction prefix: ``"go to"`` gives ``"go to the red ball"``."""
     num_objects_range: ClassVar[tuple[int, int]]
+    state_names: ClassVar[tuple[str, ...]] = STATE_NAMES
+    """The names of :meth:`state`'s entries, in order."""
 
     def __init__(
         self,
         render_mode: str | None = None,
         *,
+        obs_mode: str = "rgb",
         obs_size: int = 64,
         camera: str = "first_person",
         render_size: int = 224,
@@ -138,6 +161,7 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("obs_mode", obs_mode, OBS_MODES)
         check_choice("camera", camera, CAMERAS)
         check_choice("render_camera", render_camera, CAMERAS)
         self.obs_size = check_int_range("obs_size", obs_size, 16, 512)
@@ -157,6 +181,7 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         if self.continuous and self.done_action:
             raise ValueError("done_action=True needs discrete actions (continuous=False)")
         self.render_mode = render_mode
+        self.obs_mode = obs_mode
         self.camera = camera
         self.render_camera = render_camera
         default_steps = self._default_max_steps()
@@ -175,9 +200,14 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         else:
             self.action_space = spaces.Discrete(4 if self.done_action else 3)
-        self.observation_space = spaces.Box(
-            0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
-        )
+        image = spaces.Box(0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8)
+        state = _state_space(self.grid_cells * grid.CELL)
+        self.observation_space: spaces.Space = {
+            "rgb": image, "state": state,
+            "rgb+state": spaces.Dict({"rgb": image, "state": state}),
+        }[obs_mode]
+        # Made in every mode, for render(); EnvViews makes the observation camera's GL
+        # context only on the first observe(), which state mode never calls.
         self._views = EnvViews(self.model, self.obs_size, camera, self.render_size,
                                self.render_camera)
 
@@ -215,7 +245,7 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
     # ------------------------------------------------------------------- gym API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Observation, dict[str, Any]]:
         super().reset(seed=seed)
         rng = self.np_random
         layout, cells, start = self._generate()
@@ -231,7 +261,7 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         self._distance = self._start_distance = self.geodesic_distance()
         return self._observe(), self._info()
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Applies ``action``. Discrete actions must be integers in the space, else
         ``ValueError``; continuous ones are clipped to [-1, 1], and a wrong shape, a
         non-numeric dtype, NaN or infinity raise ``ValueError``."""
@@ -322,8 +352,13 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             data.qvel[yaw] = rate
             mujoco.mj_step(model, data)
 
-    def _observe(self) -> np.ndarray:
-        return self._views.observe(self.data)
+    def _observe(self) -> Observation:
+        if self.obs_mode == "state":
+            return self.state()
+        image = self._views.observe(self.data)
+        if self.obs_mode == "rgb":
+            return image
+        return {"rgb": image, "state": self.state()}
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -405,6 +440,23 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             return 1.0
         return min(progress_toward(self._distance, self._start_distance, SUCCESS_DISTANCE), 0.99)
 
+    def state(self) -> np.ndarray:
+        """The ``obs_mode="state"`` observation (``float32``, one entry per
+        :data:`STATE_NAMES`; each task's "Observation space" gives their meaning and
+        units), available in every mode.
+
+        Read from the joint positions (``qpos``), the same ground truth as rewards and
+        success; nothing is rendered. Angles are given as cosine and sine, which, unlike
+        an angle, do not jump at +-pi.
+        """
+        assert self.goal is not None
+        xy, yaw = self.agent_xy, self.agent_yaw
+        goal = self.goal.pos
+        aim = self._aim_point(xy)
+        return np.array([xy[0], xy[1], math.cos(yaw), math.sin(yaw),
+                         goal[0], goal[1], *_polar(goal - xy, yaw),
+                         aim[0], aim[1], *_polar(aim - xy, yaw)], dtype=np.float32)
+
     # --------------------------------------------------------------- the expert
     def expert_action(self) -> Any:
         """The planner expert's action: the shortest path on the known layout.
@@ -416,9 +468,8 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
         """
         assert self.goal is not None
         xy = self.agent_xy
-        near = float(np.linalg.norm(self.goal.pos - xy)) <= SUCCESS_DISTANCE - _MARGIN
-        target = self.goal.pos if near else self._waypoint(xy)
-        delta = target - xy
+        near = self._near_goal(xy)
+        delta = self._aim_point(xy) - xy
         error = _wrap(math.atan2(delta[1], delta[0]) - self.agent_yaw)
         if self.continuous:
             turn = float(np.clip(error / TURN_STEP, -1.0, 1.0))
@@ -438,6 +489,19 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             # which keeps it within 30 - 5 degrees of the heading.
             return turn_toward
         return np.int64(FORWARD)
+
+    def _near_goal(self, xy: np.ndarray) -> bool:
+        """Close enough that the expert heads for the goal itself (a margin inside
+        :data:`SUCCESS_DISTANCE`)."""
+        assert self.goal is not None
+        return float(np.linalg.norm(self.goal.pos - xy)) <= SUCCESS_DISTANCE - _MARGIN
+
+    def _aim_point(self, xy: np.ndarray) -> np.ndarray:
+        """The point the expert heads for from ``xy``: the goal's centre when
+        :meth:`_near_goal`, else :meth:`_waypoint`. Shared with :meth:`state`,
+        so that the expert's action is a function of the state observation."""
+        assert self.goal is not None
+        return self.goal.pos if self._near_goal(xy) else self._waypoint(xy)
 
     def _waypoint(self, xy: np.ndarray) -> np.ndarray:
         """The farthest point of the shortest path (up to 8 cells ahead) in clear view."""
@@ -463,17 +527,38 @@ class NavigationEnv(gym.Env[np.ndarray, Any]):
             cell = nxt
             path.append(cell)
         points = [self.goal.pos if c == self.goal.cell else grid.cell_center(c) for c in path]
+        if len(points) == 1:
+            return points[0]
         clearance = scene.AGENT_RADIUS + _MARGIN
-        for point in reversed(points[1:]):
-            if grid.segment_clear(self._blocked, xy, point, clearance):
-                return point
-        return points[1] if len(points) > 1 else points[0]
+        clear = np.flatnonzero(grid.segments_clear(self._blocked, xy, np.array(points[1:]),
+                                                   clearance))
+        return points[1 + clear[-1]] if len(clear) else points[1]
 
 
 def _tint(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
     """An rgb multiplier: a brightness in [low, high] with a slight hue shift, so that
     walls and floor stay greyish and never look like an object's colour."""
     return rng.uniform(low, high) * rng.uniform(0.93, 1.07, size=3)
+
+
+def _polar(delta: np.ndarray, yaw: float) -> tuple[float, float, float]:
+    """(distance, cos bearing, sin bearing) of a world offset seen from heading ``yaw``;
+    the bearing is positive to the left."""
+    bearing = math.atan2(delta[1], delta[0]) - yaw
+    return float(math.hypot(delta[0], delta[1])), math.cos(bearing), math.sin(bearing)
+
+
+def _state_space(side: float) -> spaces.Box:
+    """Bounds of :meth:`NavigationEnv.state` in a square layout ``side`` metres
+    wide: positions in [0, side], distances up to its diagonal, cosines and sines in
+    [-1, 1]."""
+    far = side * math.sqrt(2.0)
+    position, unit, polar = (0.0, side), (-1.0, 1.0), ((0.0, far), (-1.0, 1.0), (-1.0, 1.0))
+    bounds = [position, position, unit, unit,  # agent x, y, heading
+              position, position, *polar,      # goal x, y; its distance and bearing
+              position, position, *polar]      # waypoint x, y; its distance and bearing
+    low, high = np.array(bounds, dtype=np.float32).T
+    return spaces.Box(low, high, dtype=np.float32)
 
 
 def _wrap(angle: float) -> float:
