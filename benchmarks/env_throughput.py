@@ -10,6 +10,18 @@ measurement runs in a fresh process so that no GL context or Mesa setting leaks
 between them; the reference runs with Gymnasium's own defaults.
 
     python benchmarks/env_throughput.py [--seconds 3] [--size 64] [--env ID ...]
+
+``--obs-modes`` measures the manipulation tasks' observation modes instead (issue 24),
+each in its own fresh process of the same run: steps/s with ``obs_mode="rgb"`` at
+``--size``, with ``obs_mode="state"`` (no rendering), with ``obs_mode="state"`` plus
+one ``render()`` of the reward-model view at ``--size`` per step, and the bare
+physics of the same model: ``mujoco.mj_step(model, data, nstep=FRAME_SKIP)`` in a
+loop, the same physics steps as one env step with no Python around them (the limit
+of any env step). The env figures step ``gym.make``'s env with random actions drawn
+beforehand (drawing one costs about 20 us, a fifth of a state-mode step) and include
+the resets at the step limit.
+
+    python benchmarks/env_throughput.py --obs-modes --env vmalign/Reach-v0 vmalign/Push-v0
 """
 
 from __future__ import annotations
@@ -94,6 +106,67 @@ def measure_vector(env_id: str, size: int, seconds: float, workers: int) -> floa
     return rate
 
 
+OBS_MODE_MEASUREMENTS = ("rgb", "state", "state+render", "physics")
+"""What ``--obs-modes`` measures per env (see the module docstring)."""
+
+
+def measure_obs_mode(env_id: str, size: int, seconds: float, kind: str) -> float:
+    """Steps/s of one of :data:`OBS_MODE_MEASUREMENTS`, after a warm-up."""
+    import gymnasium as gym
+    import mujoco
+    import numpy as np
+
+    import envs  # noqa: F401
+    from envs.manipulation.arm import FRAME_SKIP
+
+    if kind == "rgb":
+        env = gym.make(env_id, obs_size=size)
+    else:
+        views = {"render_mode": "rgb_array", "render_size": size} if kind == "state+render" else {}
+        env = gym.make(env_id, obs_mode="state", **views)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(1000, 4)).astype(np.float32)
+    env.reset(seed=0)
+    for action in actions[:10]:
+        env.step(action)
+    if kind == "physics":
+        model, data = env.unwrapped.model, env.unwrapped.data
+        mj_step = mujoco.mj_step
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(100):
+                mj_step(model, data, nstep=FRAME_SKIP)
+            steps += 100
+        return steps / (time.perf_counter() - start)
+    render = kind == "state+render"
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if render:
+                env.render()
+            if terminated or truncated:
+                env.reset()
+        steps += len(actions)
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def obs_modes(env_ids: list[str], size: int, seconds: float) -> dict[str, dict[str, float]]:
+    """:func:`measure_obs_mode` of every kind for each env, and the ratios."""
+    results = {}
+    for env_id in env_ids:
+        rate = {kind: run_worker("mode:" + kind, env_id, size, seconds, 1)[0]
+                for kind in OBS_MODE_MEASUREMENTS}
+        results[env_id] = {
+            **{f"{kind}_steps_per_s": round(value, 1) for kind, value in rate.items()},
+            "state_vs_rgb": round(rate["state"] / rate["rgb"], 2),
+            "state_vs_physics": round(rate["state"] / rate["physics"], 3),
+            "state_render_vs_rgb": round(rate["state+render"] / rate["rgb"], 2),
+        }
+    return results
+
+
 def run_worker(kind: str, env_id: str, size: int, seconds: float, workers: int) -> list[float]:
     """Runs one measurement in a fresh interpreter and returns its figures."""
     environment = dict(os.environ)
@@ -111,15 +184,34 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="observation size in pixels")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--worker", choices=["single", "vector"], help=argparse.SUPPRESS)
+    parser.add_argument("--obs-modes", action="store_true",
+                        help="compare the manipulation tasks' obs_mode rgb and state and "
+                             "the bare physics (default envs: Reach and Push)")
+    parser.add_argument("--worker", choices=["single", "vector"] + [
+        "mode:" + kind for kind in OBS_MODE_MEASUREMENTS], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         env_id = args.env[0]
         if args.worker == "single":
             print(*measure_single(env_id, args.size, args.seconds))
-        else:
+        elif args.worker == "vector":
             print(measure_vector(env_id, args.size, args.seconds, args.workers))
+        else:
+            print(measure_obs_mode(env_id, args.size, args.seconds, args.worker[len("mode:"):]))
+        return
+
+    if args.obs_modes:
+        env_ids = args.env or ["vmalign/Reach-v0", "vmalign/Push-v0"]
+        print(json.dumps({
+            "benchmark": "env_throughput --obs-modes",
+            "obs_size": args.size,
+            "seconds": args.seconds,
+            "cores": os.cpu_count(),
+            "machine": f"{platform.machine()} {platform.processor() or platform.node()}",
+            "gl": os.environ.get("MUJOCO_GL", "egl"),
+            "envs": obs_modes(env_ids, args.size, args.seconds),
+        }))
         return
 
     if args.env is None:

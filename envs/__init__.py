@@ -34,6 +34,7 @@ RENDER_MODES: tuple[str | None, ...] = (None, "rgb_array")
 _MANIPULATION = {
     "vmalign/Reach-v0": ("envs.manipulation.reach:ReachEnv", 50),
     "vmalign/Push-v0": ("envs.manipulation.push:PushEnv", 100),
+    "vmalign/Push-v1": ("envs.manipulation.push:PushV1Env", 100),
     "vmalign/PickPlace-v0": ("envs.manipulation.pick_place:PickPlaceEnv", 120),
     "vmalign/Stack-v0": ("envs.manipulation.stack:StackEnv", 150),
     "vmalign/Sweep-v0": ("envs.manipulation.sweep:SweepEnv", 200),

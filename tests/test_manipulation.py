@@ -34,9 +34,11 @@ def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> tuple[list[np.ndarr
 
 def test_every_task_is_registered():
     assert set(MANIPULATION_IDS) == {
-        "vmalign/Reach-v0", "vmalign/Push-v0", "vmalign/PickPlace-v0",
+        "vmalign/Reach-v0", "vmalign/Push-v0", "vmalign/Push-v1", "vmalign/PickPlace-v0",
         "vmalign/Stack-v0", "vmalign/Sweep-v0",
     }
+    assert gym.spec("vmalign/Push-v1").max_episode_steps == gym.spec(
+        "vmalign/Push-v0").max_episode_steps == 100
 
 
 @pytest.mark.parametrize("env_id", MANIPULATION_IDS)
@@ -305,3 +307,68 @@ def test_visual_randomization_options_change_the_scene_only_when_asked():
     assert len(seen["material"]) > 1 and len(seen["light"]) == 6 and len(seen["camera"]) == 6
     # The jittered camera still looks at the table: the image is not blank.
     assert varied._observe().std() > 5
+
+
+def test_push_v0_reward_is_unchanged():
+    # v0 stays what earlier results were computed with: -(d_hand + 2 d_goal) + success.
+    env = gym.make("vmalign/Push-v0")
+    policy = expert_policy(env)
+    obs, info = env.reset(seed=2)
+    assert "push_distance" not in info
+    for _ in range(60):
+        obs, reward, _, _, info = env.step(policy(obs))
+        assert reward == -(info["hand_distance"] + 2 * info["goal_distance"]) + info["is_success"]
+    assert info["is_success"]
+
+
+def test_push_v1_is_v0_with_the_staged_reward():
+    from envs.manipulation.push import PUSH_HEIGHT, PUSH_POINT_BEHIND, SUCCESS_REWARD
+
+    v0, v1 = gym.make("vmalign/Push-v0"), gym.make("vmalign/Push-v1")
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        obs0, info0 = v0.reset(seed=seed)
+        obs1, info1 = v1.reset(seed=seed)
+        policy = expert_policy(v1)
+        for step in range(100):
+            np.testing.assert_array_equal(obs0, obs1)
+            assert info1.pop("push_distance") >= 0.0
+            assert info0 == info1  # success and progress as in v0
+            action = policy(obs1) if step > 10 else rng.uniform(-1, 1, 4).astype(np.float32)
+            obs0, reward0, *_, info0 = v0.step(action)
+            obs1, reward1, *_, info1 = v1.step(action)
+            assert 0.0 <= reward1 <= SUCCESS_REWARD
+            if info1["is_success"]:
+                assert reward1 == SUCCESS_REWARD
+            else:
+                unwrapped = v1.unwrapped
+                cube, pad = unwrapped.body_pos("cube"), unwrapped.body_pos("target")
+                direction = (pad - cube)[:2] / np.linalg.norm((pad - cube)[:2])
+                push_point = np.append(cube[:2] - PUSH_POINT_BEHIND * direction, PUSH_HEIGHT)
+                assert info1["push_distance"] == pytest.approx(
+                    np.linalg.norm(unwrapped.tcp - push_point))
+                reach = 1 - np.tanh(5 * info1["push_distance"])
+                push = (1 - np.tanh(3 * info1["goal_distance"])) * (info1["push_distance"] < 0.025)
+                assert reward1 == pytest.approx(reach + push)
+        assert info1["is_success"]
+
+
+def test_push_v1_ranks_pushing_above_hovering_at_the_cube():
+    """v0's local optimum, hovering at the cube, must score below getting behind it,
+    which must score below the expert's push."""
+    env = gym.make("vmalign/Push-v1")
+    unwrapped = env.unwrapped
+    policies = {
+        "hover at the cube": lambda: unwrapped.move_toward(unwrapped.body_pos("cube"), 1.0),
+        "hold the push point": lambda: unwrapped.move_toward(unwrapped.push_point(), 1.0),
+        "expert": unwrapped.expert_action,
+    }
+    returns = {}
+    for name, policy in policies.items():
+        total = 0.0
+        for seed in range(3):
+            env.reset(seed=seed)
+            for _ in range(100):
+                total += env.step(policy())[1]
+        returns[name] = total / 3
+    assert returns["hover at the cube"] < returns["hold the push point"] < returns["expert"]

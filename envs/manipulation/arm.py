@@ -1,9 +1,15 @@
 """The arm, its controller, cameras and visual randomisation, shared by every task.
 
 A task module (``reach.py``, ``push.py``, ...) subclasses :class:`ArmEnv`, names its
-MJCF file in ``assets/manipulation/`` and implements three small functions of the
+MJCF file in ``assets/manipulation/`` and implements four small functions of the
 physics: :meth:`ArmEnv._reset_task` (place objects, return the instruction),
-:meth:`ArmEnv._evaluate` (reward, success, progress) and :meth:`ArmEnv.expert_action`.
+:meth:`ArmEnv._evaluate` (reward, success, progress), :meth:`ArmEnv._state` (its
+entries of the state observation, named in :attr:`ArmEnv.task_state`) and
+:meth:`ArmEnv.expert_action`.
+
+Observations (``obs_mode``): the camera image, a state vector, or both. The state
+vector is :data:`ARM_STATE` (the same for every task) followed by the task's
+entries; state mode never renders, so a step costs little more than its physics.
 
 Control: an action ``(dx, dy, dz, grip)`` in [-1, 1] moves the mocap body
 ``hand_target`` by at most :data:`MAX_DELTA` metres per axis per step; a weld
@@ -15,6 +21,7 @@ moves as under an operational-space controller. ``grip`` sets the finger opening
 from __future__ import annotations
 
 import dataclasses
+import math
 from importlib import resources
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -49,6 +56,7 @@ LEASH = 0.04
 WORKSPACE_LOW = np.array([-0.3, -0.2, 0.03])
 WORKSPACE_HIGH = np.array([0.3, 0.3, 0.35])
 """Box the tool centre point (between the finger pads) is kept in, in metres."""
+_WORKSPACE_LOW, _WORKSPACE_HIGH = WORKSPACE_LOW.tolist(), WORKSPACE_HIGH.tolist()
 
 HOME_TCP = np.array([0.0, -0.05, 0.2])
 """Tool centre point at the start of every episode (unless ``randomize_start``)."""
@@ -67,6 +75,19 @@ FINGER_OPEN = 0.05
 
 TABLE_HEIGHT = 0.0
 CAMERAS = ("front", "workspace", "side", "wrist")
+OBS_MODES = ("rgb", "state", "rgb+state")
+
+ARM_STATE = (
+    "tcp_x", "tcp_y", "tcp_z",
+    "tcp_vel_x", "tcp_vel_y", "tcp_vel_z",
+    "hand_target_dx", "hand_target_dy", "hand_target_dz",
+    "finger_opening",
+)
+"""The first entries of every task's state vector: the tool centre point (m), its
+velocity (m/s), the hand target (the mocap body the action moves) minus the tool
+centre point (m: the arm lags its target, and the target, not the hand, is what the
+next action moves), and the finger opening (m, 0 closed to 0.05 open; 0 for an end
+effector without fingers)."""
 
 
 _TABLE_MATERIALS = ("table_wood", "table_check", "table_plain")
@@ -93,7 +114,7 @@ def asset_path(name: str) -> str:
     return str(resources.files("assets") / "manipulation" / name)
 
 
-class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
+class ArmEnv(gym.Env[Any, np.ndarray]):
     """Base class of the manipulation tasks; see each task for its full contract.
 
     Keyword arguments shared by every task:
@@ -123,6 +144,13 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``camera_jitter`` (float, metres, 0-0.1, default 0): per-episode random offset of
       the front and workspace cameras' positions; each keeps looking at its point
       (the side camera stays fixed).
+    - ``obs_mode`` (``"rgb"``, ``"state"`` or ``"rgb+state"``, default ``"rgb"``):
+      the observation. ``"rgb"`` is the ``uint8`` (obs_size, obs_size, 3) image from
+      ``camera``; ``"state"`` a flat ``float32`` vector of privileged simulator state
+      (:data:`ARM_STATE`, then the task's entries, listed in each task's docstring
+      and in :attr:`state_names`), which renders nothing; ``"rgb+state"`` a
+      ``Dict`` with both, under ``"rgb"`` and ``"state"``. :meth:`render`, rewards
+      and ``info`` are the same in every mode.
     - ``randomize_start`` (bool, default False): start each episode with the hand at
       a uniform random point of the box :data:`START_LOW`-:data:`START_HIGH` (arm at
       rest, gripper open) instead of the fixed home pose. Data for reward learning
@@ -135,6 +163,8 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     """File name of the task's MJCF model in ``assets/manipulation/``."""
     default_colors: ClassVar[tuple[str, ...]]
     """Colours used when ``randomize_colors=False``, in the order a task asks for them."""
+    task_state: ClassVar[tuple[str, ...]]
+    """Names of the task's state entries, in the order its ``_state`` returns them."""
 
     def __init__(
         self,
@@ -150,10 +180,12 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         randomize_lighting: bool = False,
         camera_jitter: float = 0.0,
         randomize_start: bool = False,
+        obs_mode: str = "rgb",
         **unknown: Any,
     ) -> None:
         reject_unknown_kwargs(type(self), unknown)
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
+        check_choice("obs_mode", obs_mode, OBS_MODES)
         check_choice("camera", camera, CAMERAS)
         render_cameras = check_cameras("render_camera", render_camera, CAMERAS)
         self.obs_size = check_int_range("obs_size", obs_size, 16, 512)
@@ -170,6 +202,7 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         self.randomize_lighting = check_bool("randomize_lighting", randomize_lighting)
         self.camera_jitter = jitter
         self.randomize_start = check_bool("randomize_start", randomize_start)
+        self.obs_mode = obs_mode
 
         self.model = self._load_model()
         self.data = mujoco.MjData(self.model)
@@ -185,13 +218,18 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         self._tcp_site = self.model.site("tcp").id
         self._hand_mocap = self.model.body("hand_target").mocapid[0]
         self._gripper = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper")
+        self._finger_qpos = (self.model.joint("finger_right").qposadr[0]
+                             if self._gripper >= 0 else -1)
+        self._tcp_velocity = np.zeros(6)  # mj_objectVelocity's output: angular, linear
         self._arm_qpos = np.array([self.model.joint(j).qposadr[0] for j in self._robot_joints()])
         self._home_qpos = self._settle_home()
 
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        self.observation_space = spaces.Box(
-            0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8
-        )
+        image = spaces.Box(0, 255, shape=(self.obs_size, self.obs_size, 3), dtype=np.uint8)
+        state = spaces.Box(-np.inf, np.inf, shape=(len(self.state_names),), dtype=np.float32)
+        self.observation_space = {
+            "rgb": image, "state": state, "rgb+state": spaces.Dict({"rgb": image, "state": state}),
+        }[obs_mode]
         self._views = EnvViews(self.model, self.obs_size, camera, self.render_size,
                                render_cameras)
         self.instruction = ""
@@ -298,15 +336,53 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
     # --------------------------------------------------------- internals
     def _apply_action(self, action: np.ndarray) -> None:
         data = self.data
-        tcp = data.site_xpos[self._tcp_site]
-        target = data.mocap_pos[self._hand_mocap] + MAX_DELTA * action[:3]
-        target = np.clip(target, tcp - LEASH, tcp + LEASH)
-        data.mocap_pos[self._hand_mocap] = np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH)
+        tcp = data.site_xpos[self._tcp_site].tolist()
+        hand_target = data.mocap_pos[self._hand_mocap]
+        # Plain floats, as np.clip computes them (a float64 max, then a min), but
+        # without numpy's per-call overhead on 3-vectors, which cost as much as the
+        # rest of a state-mode step's Python. The step stays a float32 product (a
+        # Python float times a float32 array), so trajectories are bit-for-bit as
+        # before.
+        step = (MAX_DELTA * action[:3]).tolist()
+        hand_target[:] = [
+            min(max(min(max(old + delta, at - LEASH), at + LEASH), low), high)
+            for old, delta, at, low, high
+            in zip(hand_target.tolist(), step, tcp, _WORKSPACE_LOW, _WORKSPACE_HIGH)
+        ]
         if self._gripper >= 0:
             data.ctrl[self._gripper] = FINGER_OPEN * (1.0 - action[3]) / 2.0
 
-    def _observe(self) -> np.ndarray:
-        return self._views.observe(self.data)
+    def _observe(self) -> Any:
+        if self.obs_mode == "rgb":
+            return self._views.observe(self.data)
+        state = self.state()
+        if self.obs_mode == "state":
+            return state  # no rendering at all: the observation GL context is never made
+        return {"rgb": self._views.observe(self.data), "state": state}
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state vector's entries, in order: :data:`ARM_STATE`, then the
+        task's :attr:`task_state`."""
+        return ARM_STATE + self.task_state
+
+    def state(self) -> np.ndarray:
+        """The state observation (``float32``, one entry per :attr:`state_names`) of
+        the current simulator state; available in every ``obs_mode``."""
+        data = self.data
+        tcp = data.site_xpos[self._tcp_site].tolist()
+        target = data.mocap_pos[self._hand_mocap].tolist()
+        velocity = self._tcp_velocity
+        mujoco.mj_objectVelocity(self.model, data, mujoco.mjtObj.mjOBJ_SITE, self._tcp_site,
+                                 velocity, 0)  # 0: world-aligned axes
+        # Plain Python floats, one array at the end: numpy's per-call overhead on
+        # 3-vectors would cost more than the physics step this observes.
+        return np.array(
+            [*tcp, *velocity[3:].tolist(),
+             target[0] - tcp[0], target[1] - tcp[1], target[2] - tcp[2],
+             self.finger_opening, *self._state(tcp)],
+            dtype=np.float32,
+        )
 
     def _info(self) -> dict[str, Any]:
         assert self._status is not None
@@ -374,6 +450,20 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
         return points
 
     @property
+    def finger_opening(self) -> float:
+        """Each finger's distance from the centre in metres (0 closed .. 0.05 open);
+        0 for an end effector without fingers."""
+        return float(self.data.qpos[self._finger_qpos]) if self._finger_qpos >= 0 else 0.0
+
+    def cube_yaw_features(self, body: int) -> list[float]:
+        """``[sin(4 yaw), cos(4 yaw)]`` of a body (by id), yaw being the heading of its x
+        axis about the vertical. A cube looks the same every quarter turn, so this is
+        its orientation as the fixed-orientation fingers see it, without a jump."""
+        xmat = self.data.xmat[body]
+        yaw4 = 4.0 * math.atan2(xmat[3], xmat[0])  # R[1, 0], R[0, 0]
+        return [math.sin(yaw4), math.cos(yaw4)]
+
+    @property
     def tcp(self) -> np.ndarray:
         """Tool centre point: the point between the finger pads, in world coordinates."""
         return self.data.site_xpos[self._tcp_site].copy()
@@ -394,6 +484,11 @@ class ArmEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _evaluate(self, first: bool) -> TaskStatus:
         """Reward, success and progress of the current state (``first`` on reset)."""
+        raise NotImplementedError
+
+    def _state(self, tcp: list[float]) -> list[float]:
+        """The task's state entries (:attr:`task_state`), as floats; ``tcp`` is the
+        tool centre point, for the relative entries."""
         raise NotImplementedError
 
     def expert_action(self) -> np.ndarray:

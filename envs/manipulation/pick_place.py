@@ -93,8 +93,28 @@ class PickPlaceEnv(ArmEnv):
     NaN or infinity raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: an RGB image from ``camera``.
-    No state vector: the policy sees pixels only.
+    Set by ``obs_mode``. ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3),
+    uint8)``, an RGB image from ``camera``. ``"state"``: ``Box(-inf, inf, (24,),
+    float32)``, privileged simulator state (world frame, metres; renders nothing):
+
+    - 0-2: ``tcp_x``, ``tcp_y``, ``tcp_z``: tool centre point (between the finger pads)
+    - 3-5: ``tcp_vel_x``, ``tcp_vel_y``, ``tcp_vel_z``: its velocity (m/s)
+    - 6-8: ``hand_target_dx``, ``hand_target_dy``, ``hand_target_dz``: the hand
+      target (what the action moves; the arm lags it) minus the tool centre point
+    - 9: ``finger_opening``: each finger's distance from the centre (0 closed, 0.05
+      open)
+    - 10-12: ``cube_x``, ``cube_y``, ``cube_z``: centre of the cube
+    - 13-14: ``cube_yaw_sin``, ``cube_yaw_cos``: sine and cosine of 4 x the cube's yaw
+      (its x axis' heading about the vertical; a cube looks the same every quarter
+      turn, and the fingers grasp it square)
+    - 15-17: ``place_x``, ``place_y``, ``place_z``: the placement point (the cube's
+      centre when it rests on the middle of the platform top)
+    - 18-20: ``cube_dx``, ``cube_dy``, ``cube_dz``: cube minus tool centre point
+    - 21-23: ``place_dx``, ``place_dy``, ``place_dz``: placement point minus cube
+      (``d_place`` is its length)
+
+    ``"rgb+state"``: ``Dict({"rgb": <the image>, "state": <the vector>})``. The names
+    are in ``env.unwrapped.state_names``.
 
     ## Rewards
     ``-(d_hand + 2 * d_place)``, with ``d_place`` the distance in metres from the
@@ -126,17 +146,25 @@ class PickPlaceEnv(ArmEnv):
     ``gym.make("vmalign/PickPlace-v0", render_mode=None, obs_size=64,
     camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
-    randomize_lighting=False, camera_jitter=0.0, randomize_start=False)``; see
+    randomize_lighting=False, camera_jitter=0.0, randomize_start=False,
+    obs_mode="rgb")``; see
     :class:`envs.manipulation.arm.ArmEnv` for each. Unknown keyword arguments raise
     ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
-      ``render_camera`` added later (off by default, so episodes are unchanged).
+      ``render_camera`` added later (off by default, so episodes are unchanged);
+      ``obs_mode`` added later (default ``"rgb"``: observations unchanged).
     """
 
     asset = "pick_place.xml"
     default_colors = ("red", "green")
+    task_state = (
+        "cube_x", "cube_y", "cube_z", "cube_yaw_sin", "cube_yaw_cos",
+        "place_x", "place_y", "place_z",
+        "cube_dx", "cube_dy", "cube_dz",
+        "place_dx", "place_dy", "place_dz",
+    )
 
     _start_distance = 0.0
 
@@ -145,7 +173,6 @@ class PickPlaceEnv(ArmEnv):
         model = self.model
         self._cube = model.body("cube").id
         self._platform_mocap = model.body("platform").mocapid[0]
-        self._finger_qpos = model.joint("finger_right").qposadr[0]
 
     def _reset_task(self) -> str:
         cube_color, platform_color = self.sample_colors(2)
@@ -169,6 +196,14 @@ class PickPlaceEnv(ArmEnv):
         """Where the cube's centre is when it rests on the middle of the platform."""
         x, y, z = self._platform_top()
         return np.array([x, y, z + CUBE_HALF])
+
+    def _state(self, tcp: list[float]) -> list[float]:
+        cube = self.data.xpos[self._cube].tolist()
+        x, y, z = self._platform_top()
+        place = (x, y, z + CUBE_HALF)
+        return [*cube, *self.cube_yaw_features(self._cube), *place,
+                cube[0] - tcp[0], cube[1] - tcp[1], cube[2] - tcp[2],
+                place[0] - cube[0], place[1] - cube[1], place[2] - cube[2]]
 
     def _evaluate(self, first: bool) -> TaskStatus:
         # Plain floats: this runs every step, and numpy's per-call overhead on
@@ -194,10 +229,10 @@ class PickPlaceEnv(ArmEnv):
         """
         cube = self._cube_pos().copy()
         tcp = self.tcp
-        opening = float(self.data.qpos[self._finger_qpos])
         top = self._platform_top()
         return pick_and_place_action(
-            tcp, opening, cube, self._placement_point(), top[2] + CUBE_HALF + CLEARANCE,
+            tcp, self.finger_opening, cube, self._placement_point(),
+            top[2] + CUBE_HALF + CLEARANCE,
             placed=platform_contains(cube, top) and rests_on(cube, top[2]),
         )
 

@@ -46,8 +46,30 @@ class StackEnv(ArmEnv):
     NaN or infinity raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: an RGB image from ``camera``.
-    No state vector: the policy sees pixels only.
+    Set by ``obs_mode``. ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3),
+    uint8)``, an RGB image from ``camera``. ``"state"``: ``Box(-inf, inf, (26,),
+    float32)``, privileged simulator state (world frame, metres; renders nothing):
+
+    - 0-2: ``tcp_x``, ``tcp_y``, ``tcp_z``: tool centre point (between the finger pads)
+    - 3-5: ``tcp_vel_x``, ``tcp_vel_y``, ``tcp_vel_z``: its velocity (m/s)
+    - 6-8: ``hand_target_dx``, ``hand_target_dy``, ``hand_target_dz``: the hand
+      target (what the action moves; the arm lags it) minus the tool centre point
+    - 9: ``finger_opening``: each finger's distance from the centre (0 closed, 0.05
+      open)
+    - 10-12: ``cube_x``, ``cube_y``, ``cube_z``: centre of the cube to move (named
+      first)
+    - 13-14: ``cube_yaw_sin``, ``cube_yaw_cos``: sine and cosine of 4 x its yaw (its
+      x axis' heading about the vertical; a cube looks the same every quarter turn,
+      and the fingers grasp it square)
+    - 15-17: ``base_x``, ``base_y``, ``base_z``: centre of the cube to stack it on
+    - 18-19: ``base_yaw_sin``, ``base_yaw_cos``: the same of the base cube's yaw
+    - 20-22: ``cube_dx``, ``cube_dy``, ``cube_dz``: cube to move minus tool centre
+      point
+    - 23-25: ``place_dx``, ``place_dy``, ``place_dz``: placement point (5 cm above the
+      base cube's centre) minus the cube to move (``d_place`` is its length)
+
+    ``"rgb+state"``: ``Dict({"rgb": <the image>, "state": <the vector>})``. The names
+    are in ``env.unwrapped.state_names``.
 
     ## Rewards
     ``-(d_hand + 2 * d_place)``, with ``d_place`` the distance in metres from the
@@ -78,17 +100,24 @@ class StackEnv(ArmEnv):
     ``gym.make("vmalign/Stack-v0", render_mode=None, obs_size=64, camera="front",
     render_size=224, render_camera="front", terminate_on_success=False,
     randomize_colors=True, randomize_textures=False, randomize_lighting=False,
-    camera_jitter=0.0, randomize_start=False)``; see :class:`envs.manipulation.arm.ArmEnv`
-    for each.
+    camera_jitter=0.0, randomize_start=False, obs_mode="rgb")``; see
+    :class:`envs.manipulation.arm.ArmEnv` for each.
     Unknown keyword arguments raise ``TypeError`` listing the valid ones.
 
     ## Version history
     - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
-      ``render_camera`` added later (off by default, so episodes are unchanged).
+      ``render_camera`` added later (off by default, so episodes are unchanged);
+      ``obs_mode`` added later (default ``"rgb"``: observations unchanged).
     """
 
     asset = "stack.xml"
     default_colors = ("red", "blue")
+    task_state = (
+        "cube_x", "cube_y", "cube_z", "cube_yaw_sin", "cube_yaw_cos",
+        "base_x", "base_y", "base_z", "base_yaw_sin", "base_yaw_cos",
+        "cube_dx", "cube_dy", "cube_dz",
+        "place_dx", "place_dy", "place_dz",
+    )
 
     _start_distance = 0.0
 
@@ -97,7 +126,6 @@ class StackEnv(ArmEnv):
         model = self.model
         self._moved = model.body("cube_a").id
         self._base = model.body("cube_b").id
-        self._finger_qpos = model.joint("finger_right").qposadr[0]
 
     def _reset_task(self) -> str:
         moved_color, base_color = self.sample_colors(2)
@@ -107,6 +135,14 @@ class StackEnv(ArmEnv):
         for body, xy in zip(("cube_a", "cube_b"), positions):
             self.set_free_body_pose(body, np.append(xy, CUBE_HALF))
         return f"stack the {moved_color} cube on the {base_color} cube"
+
+    def _state(self, tcp: list[float]) -> list[float]:
+        moved = self.data.xpos[self._moved].tolist()
+        base = self.data.xpos[self._base].tolist()
+        return [*moved, *self.cube_yaw_features(self._moved),
+                *base, *self.cube_yaw_features(self._base),
+                moved[0] - tcp[0], moved[1] - tcp[1], moved[2] - tcp[2],
+                base[0] - moved[0], base[1] - moved[1], base[2] + CUBE_SIZE - moved[2]]
 
     def _evaluate(self, first: bool) -> TaskStatus:
         # Plain floats: cheaper than numpy on 3-vectors, and this runs every step.
@@ -131,6 +167,6 @@ class StackEnv(ArmEnv):
         moved, base = self.data.xpos[self._moved].copy(), self.data.xpos[self._base].copy()
         place = base + (0.0, 0.0, CUBE_SIZE)
         return pick_and_place_action(
-            self.tcp, float(self.data.qpos[self._finger_qpos]), moved, place,
+            self.tcp, self.finger_opening, moved, place,
             base[2] + CUBE_SIZE + CUBE_HALF + CLEARANCE, placed=is_stacked(moved, base),
         )

@@ -18,6 +18,9 @@ ZONE_LOW = np.array([-0.3, 0.17])
 ZONE_HIGH = np.array([0.3, 0.3])
 """The goal zone, a rectangle on the table (x, y in metres); matches ``sweep.xml``."""
 
+_ZONE_STATE = (*((ZONE_LOW + ZONE_HIGH) / 2).tolist(), *((ZONE_HIGH - ZONE_LOW) / 2).tolist())
+"""The zone's centre and half extents, as the state vector lists them."""
+
 DEBRIS_LOW = np.array([-0.2, -0.12])
 DEBRIS_HIGH = np.array([0.2, 0.05])
 MIN_SEPARATION = 0.07
@@ -97,7 +100,29 @@ class SweepEnv(ArmEnv):
     dtype, NaN or infinity raises ``ValueError``.
 
     ## Observation space
-    ``Box(0, 255, (obs_size, obs_size, 3), uint8)``: an RGB image from ``camera``.
+    Set by ``obs_mode``. ``"rgb"`` (default): ``Box(0, 255, (obs_size, obs_size, 3),
+    uint8)``, an RGB image from ``camera``. ``"state"``: ``Box(-inf, inf, (47,),
+    float32)``, privileged simulator state (world frame, metres; renders nothing):
+
+    - 0-2: ``tcp_x``, ``tcp_y``, ``tcp_z``: tool centre point (between the finger pads,
+      or where they were for a stick: the stick's bottom is 3 cm below it)
+    - 3-5: ``tcp_vel_x``, ``tcp_vel_y``, ``tcp_vel_z``: its velocity (m/s)
+    - 6-8: ``hand_target_dx``, ``hand_target_dy``, ``hand_target_dz``: the hand
+      target (what the action moves; the arm lags it) minus the tool centre point
+    - 9: ``finger_opening``: each finger's distance from the centre (0 closed, 0.05
+      open); always 0 with a stick
+    - 10: ``tool_half_width``: half the pushing face's extent along x (0.012 for the
+      closed fingers; 0.04, 0.08, 0.13 for the short, medium and long stick)
+    - 11-12: ``zone_x``, ``zone_y``: centre of the goal zone (fixed: 0, 0.235)
+    - 13-14: ``zone_half_x``, ``zone_half_y``: its half extents (fixed: 0.3, 0.065)
+    - 15 + 8i to 22 + 8i, for piece i = 0..3: ``debris{i}_x``, ``debris{i}_y``,
+      ``debris{i}_z``, ``debris{i}_dx``, ``debris{i}_dy``, ``debris{i}_dz``,
+      ``debris{i}_zone_dx``, ``debris{i}_zone_dy``: the piece's centre, the centre
+      minus the tool centre point, and the nearest point of the zone minus the
+      centre (horizontal; 0 inside the zone; ``d_i`` is its length)
+
+    ``"rgb+state"``: ``Dict({"rgb": <the image>, "state": <the vector>})``. The names
+    are in ``env.unwrapped.state_names``.
 
     ## Rewards
     Dense and shaped: ``-mean_i(d_i) - 0.1 * d_hand + 0.25 * n_in``, where ``d_i``
@@ -129,7 +154,8 @@ class SweepEnv(ArmEnv):
     ``gym.make("vmalign/Sweep-v0", render_mode=None, embodiment="gripper",
     obs_size=64, camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
-    randomize_lighting=False, camera_jitter=0.0, randomize_start=False)``.
+    randomize_lighting=False, camera_jitter=0.0, randomize_start=False,
+    obs_mode="rgb")``.
     ``embodiment`` is one of ``"gripper"``, ``"short_stick"``, ``"medium_stick"``,
     ``"long_stick"`` (anything else raises ``ValueError`` listing these); see
     :class:`envs.manipulation.arm.ArmEnv` for the others. Unknown keyword
@@ -137,11 +163,17 @@ class SweepEnv(ArmEnv):
 
     ## Version history
     - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
-      ``render_camera`` added later (off by default, so episodes are unchanged).
+      ``render_camera`` added later (off by default, so episodes are unchanged);
+      ``obs_mode`` added later (default ``"rgb"``: observations unchanged).
     """
 
     asset = "sweep.xml"
     default_colors = ("yellow", "green")
+    task_state = (
+        "tool_half_width", "zone_x", "zone_y", "zone_half_x", "zone_half_y",
+        *(f"debris{i}_{entry}" for i in range(NUM_DEBRIS)
+          for entry in ("x", "y", "z", "dx", "dy", "dz", "zone_dx", "zone_dy")),
+    )
 
     def __init__(
         self, render_mode: str | None = None, *, embodiment: str = "gripper", **kwargs: Any
@@ -218,6 +250,12 @@ class SweepEnv(ArmEnv):
     def debris_positions(self) -> np.ndarray:
         """Centres of the debris pieces, (4, 3), in metres."""
         return self.data.xpos[self._debris_bodies].copy()
+
+    def _state(self, tcp: list[float]) -> list[float]:
+        debris = self.data.xpos[self._debris_bodies]
+        to_zone = np.clip(debris[:, :2], ZONE_LOW, ZONE_HIGH) - debris[:, :2]
+        pieces = np.concatenate([debris, debris - tcp, to_zone], axis=1)  # (4, 8)
+        return [self._tool_half_width, *_ZONE_STATE, *pieces.ravel().tolist()]
 
     def _evaluate(self, first: bool) -> TaskStatus:
         debris = self.data.xpos[self._debris_bodies]
