@@ -191,8 +191,11 @@ def test_sac_with_the_online_preference_loop_relabels_its_buffer(tmp_path, monke
     scores = module(buffer.frames[:rows, 0], ["move the point to the centre"] * rows,
                     np.zeros(rows, np.float32))
     # Every reward of the last relabel is the saved module's score of its frame (rows
-    # added after the last round were scored by the same module as they came in).
-    np.testing.assert_allclose(buffer.rewards[:rows, 0], scores, rtol=1e-4, atol=1e-5)
+    # added after the last round were scored by the same module as they came in). The
+    # tolerance covers a GPU's mixed precision, whose results depend on the batch (seen
+    # on an H200: differences up to 1.5e-5 on rewards of about 0.01); a stale reward
+    # from an earlier round differs by far more.
+    np.testing.assert_allclose(buffer.rewards[:rows, 0], scores, rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize(("algo", "override", "message"), [
