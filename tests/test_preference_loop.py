@@ -99,3 +99,33 @@ def test_a_resumed_run_asks_on_the_schedule_of_one_never_stopped(tmp_path, monke
     assert summary["resumed_from"] == 96
     assert round_steps(tmp_path / "stopped") == whole
     assert summary["queries_asked"] == 40
+
+
+def test_ppo_rewrites_the_rollout_a_round_was_asked_after(tmp_path, monkeypatch):
+    """Issue 24: the round runs before advantages, and the rollout it was asked after
+    is rescored by the refit reward (as RAPL's episode rewards are swapped in)."""
+    from agents.sb3.relabel import RelabelRolloutBuffer
+
+    checks = []
+    real = RelabelRolloutBuffer.compute_returns_and_advantage
+
+    def checking(self, last_values, dones):
+        loop = self.relabel.__closure__[0].cell_contents[0]
+        rounds_before = loop.rounds
+        frames = np.stack(loop._rollout_frames)
+        texts = loop._rollout_texts
+        real(self, last_values, dones)
+        if loop.rounds > rounds_before:  # a round (and a refit) happened just now
+            fresh = np.stack([loop.reward(f, t, np.zeros(len(t), np.float32))
+                              for f, t in zip(frames, texts)])
+            checks.append(np.abs(self.rewards - fresh).max())
+
+    monkeypatch.setattr(RelabelRolloutBuffer, "compute_returns_and_advantage", checking)
+    config = load_config("reach_preference", [*TINY_PREFERENCE, "hyperparams.n_timesteps=32",
+                                              "env_kwargs.obs_mode=state",
+                                              "hyperparams.policy=MlpPolicy"])
+    summary = train(config, tmp_path / "run", progress_bar=False, log=lambda *a: None)
+    assert summary["queries_asked"] == 8  # the first round, after the first rollout
+    # No episode ended in these 16 steps (no truncation bootstrap): the buffer holds
+    # exactly the refit module's scores of the rollout's frames.
+    assert checks and checks[0] < 1e-5

@@ -27,7 +27,11 @@ retrains the reward on labels that arrived after the checkpoint, so a kill never
 loses a label and a resumed run asks on the schedule of one never stopped.
 
 Each round is :func:`agents.labelling.label_round` followed by
-:func:`agents.labelling.refit`, as in ``vmalign reward-train``.
+:func:`agents.labelling.refit`, as in ``vmalign reward-train``. With PPO the round
+runs just before advantages are computed and the rollout it was asked after is
+rescored by the refit reward (:meth:`PreferenceLoop.rescore_rollout`, through the
+same relabelling rollout buffer RAPL's episode rewards use); with SAC every reward
+in the replay buffer is recomputed after it (PEBBLE, :mod:`agents.sb3.replay`).
 """
 
 from __future__ import annotations
@@ -143,12 +147,17 @@ class PreferenceLoop(BaseCallback):
         pre-training, so the first queries compare diverse behaviour).
     :param after_refit: called after every reward update (SAC relabels its replay
         buffer there).
+    :param rewrite_rollouts: PPO: rounds run when the rollout buffer asks
+        (:meth:`rescore_rollout`), whose rewards are rewritten with the new reward
+        before advantages; ``scale`` maps raw scores to PPO's (normalised) rewards.
     """
 
     def __init__(self, layer: VecRewardWrapper, reward: Any, store: PreferenceStore,
                  settings: PreferenceSettings, seed: int,
                  state: dict[str, Any] | None = None, first_round_at: int = 0,
-                 after_refit: Callable[[], None] | None = None) -> None:
+                 after_refit: Callable[[], None] | None = None,
+                 rewrite_rollouts: bool = False,
+                 scale: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__()
         self.layer = layer
         self.reward = reward
@@ -162,6 +171,8 @@ class PreferenceLoop(BaseCallback):
         # (the checkpoint does not): the next round is due update_every steps after
         # the last one recorded, as in a run that was never stopped.
         self.after_refit = after_refit
+        self.rewrite_rollouts, self.scale = rewrite_rollouts, scale
+        self._on_rollout_start()
         self.next_round_at = int(state.get("next_round_at", first_round_at))
         if last_round_at is not None:
             self.next_round_at = max(self.next_round_at, last_round_at + settings.update_every)
@@ -179,15 +190,30 @@ class PreferenceLoop(BaseCallback):
             # Labels written after the checkpoint this run resumed from: train on them.
             self._refit(self.rounds)
 
+    def _on_rollout_start(self) -> None:
+        self._rollout_frames: list[np.ndarray] = []
+        self._rollout_texts: list[list[str]] = []
+        self._rollout_scores: list[np.ndarray] = []
+        self._refit_in_rollout = False
+
     def _on_step(self) -> bool:
         frames, env_rewards = self.layer.last_frames, self.layer.last_env_rewards
         dones, infos = self.locals["dones"], self.locals["infos"]
         for i, history in enumerate(self.histories):
             history.add(frames[i], float(env_rewards[i]), str(infos[i].get("instruction", "")),
                         bool(dones[i]))
+        if self.rewrite_rollouts:
+            # A copy: PPO adds the truncation bootstrap to this very array afterwards.
+            self._rollout_frames.append(frames)
+            self._rollout_texts.append([str(info.get("instruction", "")) for info in infos])
+            self._rollout_scores.append(np.array(self.locals["rewards"], np.float32))
         return True
 
     def _on_rollout_end(self) -> None:
+        if not self.rewrite_rollouts:  # else the round ran in rescore_rollout already
+            self._round_if_due()
+
+    def _round_if_due(self) -> None:
         budget = self.settings.total_queries - self.asked
         if budget <= 0 or self.num_timesteps < self.next_round_at:
             return
@@ -197,6 +223,22 @@ class PreferenceLoop(BaseCallback):
         if count > 0 and not self._ask(count, "uniform" if first else self.settings.query):
             return  # nothing long enough to cut segments from yet: after the next rollout
         self.next_round_at = self.num_timesteps + self.settings.update_every
+
+    def rescore_rollout(self) -> tuple[np.ndarray, np.ndarray]:
+        """For PPO's rollout buffer, just before advantages are computed: runs the round
+        if one is due, and returns the rollout's rewards under the reward as it is now
+        and as they were given, each (n_steps, n_envs), so a round's new reward already
+        shapes the advantages of the rollout it was asked after (rather than from the
+        next rollout on). ``scale`` maps raw scores to what PPO saw (reward
+        normalisation)."""
+        self._round_if_due()
+        given = np.stack(self._rollout_scores)
+        if not self._refit_in_rollout:
+            return given, given
+        scores = np.stack([self.reward(frames, texts, np.zeros(len(texts), np.float32))
+                           for frames, texts in zip(self._rollout_frames, self._rollout_texts)]
+                          ).astype(np.float32)
+        return self.scale(scores) if self.scale is not None else scores, given
 
     def _ask(self, count: int, method: str) -> bool:
         """One round; False when no episode is long enough for a query yet."""
@@ -229,6 +271,7 @@ class PreferenceLoop(BaseCallback):
                         new_from=self.labels_trained)
         self.labels_trained = len(self.store)
         self.last_accuracy = metrics.accuracy
+        self._refit_in_rollout = True
         if self.after_refit is not None:
             self.after_refit()
         self.logger.record("preference/training_accuracy", metrics.accuracy)

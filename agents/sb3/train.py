@@ -65,9 +65,10 @@ def build_model(config: SB3Config, venv: VecEnv, device: str,
         policy_kwargs=hyper.policy_kwargs.arguments(), **(buffer or {}), **arguments)
 
 
-def _buffer(config: SB3Config, reward: Any, layer: Any, frame_shape: tuple[int, ...] | None
-            ) -> dict[str, Any] | None:
-    """PPO with a whole-episode reward: a rollout buffer relabelled before advantages.
+def _buffer(config: SB3Config, reward: Any, layer: Any, frame_shape: tuple[int, ...] | None,
+            loop: list[PreferenceLoop]) -> dict[str, Any] | None:
+    """PPO with a whole-episode reward, or with the online preference loop (``loop``
+    holds it once it exists): a rollout buffer relabelled before advantages.
     SAC: a replay buffer that keeps frames for relabelling (online preference loop)
     and can sample a state-entropy bonus (pre-training)."""
     if isinstance(config, SACConfig):
@@ -78,6 +79,9 @@ def _buffer(config: SB3Config, reward: Any, layer: Any, frame_shape: tuple[int, 
     if reward.needs_trajectory:
         return {"rollout_buffer_class": RelabelRolloutBuffer,
                 "rollout_buffer_kwargs": {"relabel": lambda: layer.relabel(reward)}}
+    if config.preference_loop is not None:  # the loop's round rewrites the rollout
+        return {"rollout_buffer_class": RelabelRolloutBuffer,
+                "rollout_buffer_kwargs": {"relabel": lambda: loop[0].rescore_rollout()}}
     return None
 
 
@@ -123,7 +127,8 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
     normalize = hyper.normalize_arguments() is not None
     if normalize:
         venv = normalize_rewards(config, venv)
-    buffer = _buffer(config, reward, layer, checked.frame_shape)
+    loop_ref: list[PreferenceLoop] = []  # the buffer needs the loop, the loop the model
+    buffer = _buffer(config, reward, layer, checked.frame_shape, loop_ref)
     model = build_model(config, venv, device, buffer)
     trainer_state: dict[str, Any] = restored.state.get("trainer", {}) if restored else {}
     if restored:
@@ -132,7 +137,7 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
                                            TensorBoardOutputFormat(str(run_dir))]))
 
     off_policy = isinstance(config, SACConfig)
-    relabelled = buffer is not None and not off_policy
+    relabelled = reward.needs_trajectory
     metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if relabelled else None,
                              raw_rewards=venv.get_original_reward if normalize else None,
                              correlation_steps=1000 if off_policy else 0)
@@ -140,7 +145,10 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
     loop = (PreferenceLoop(layer, reward, store, settings, seed=config.seed,
                            state=trainer_state.get("preference"), first_round_at=pretrain,
                            after_refit=(lambda: _relabel(model, reward, log)) if off_policy
-                           else None) if settings else None)
+                           else None, rewrite_rollouts=not off_policy,
+                           scale=venv.normalize_reward if normalize else None)
+            if settings else None)
+    loop_ref.extend([loop] if loop else [])
     learned = reward.name if reward.tensors() else None
 
     def save() -> Path:
