@@ -60,18 +60,26 @@ NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 
 
-def _check_schedule(value: float | str) -> float | str:
-    if isinstance(value, str):
-        match = _LINEAR.match(value)
-        try:
-            if match and float(match.group(1)) > 0:
-                return value
-        except ValueError:
-            pass
-        raise ValueError(f"{value!r} is not a number or 'lin_<number>' (e.g. lin_3.0e-4)")
+def _positive(value: float) -> float:
     if not value > 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return value
+
+
+def _number_after(prefix: str, text: str) -> bool:
+    """Whether ``text`` is ``prefix`` followed by a number > 0 (``lin_3e-4``, ``auto_0.1``)."""
+    try:
+        return text.startswith(prefix) and float(text.removeprefix(prefix)) > 0
+    except ValueError:
+        return False
+
+
+def _check_schedule(value: float | str) -> float | str:
+    if isinstance(value, str):
+        if _number_after("lin_", value):
+            return value
+        raise ValueError(f"{value!r} is not a number or 'lin_<number>' (e.g. lin_3.0e-4)")
+    return _positive(value)
 
 
 Schedule = Annotated[float | str, AfterValidator(_check_schedule)]
@@ -310,18 +318,10 @@ class PPOHyperparams(SB3Hyperparams):
 
 def _check_entropy_coefficient(value: float | str) -> float | str:
     if isinstance(value, str):
-        if value == "auto":
+        if value == "auto" or _number_after("auto_", value):
             return value
-        if value.startswith("auto_"):
-            try:
-                if float(value.removeprefix("auto_")) > 0:
-                    return value
-            except ValueError:
-                pass
         raise ValueError(f"{value!r} is not a number > 0, 'auto' or 'auto_<initial value>'")
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return value
+    return _positive(value)
 
 
 class SACHyperparams(SB3Hyperparams):
