@@ -137,16 +137,12 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
                                            TensorBoardOutputFormat(str(run_dir))]))
 
     off_policy = isinstance(config, SACConfig)
-    relabelled = reward.needs_trajectory
-    metrics = EpisodeMetrics(relabelled=(lambda: layer.last_rewards) if relabelled else None,
-                             raw_rewards=venv.get_original_reward if normalize else None,
-                             correlation_steps=1000 if off_policy else 0)
+    metrics = EpisodeMetrics(
+        relabelled=(lambda: layer.last_rewards) if reward.needs_trajectory else None,
+        raw_rewards=venv.get_original_reward if normalize else None,
+        correlation_steps=1000 if off_policy else 0)
     pretrain = config.hyperparams.pretrain_steps if off_policy else 0
-    loop = (PreferenceLoop(layer, reward, store, settings, seed=config.seed,
-                           state=trainer_state.get("preference"), first_round_at=pretrain,
-                           after_refit=(lambda: _relabel(model, reward, log)) if off_policy
-                           else None, rewrite_rollouts=not off_policy,
-                           scale=venv.normalize_reward if normalize else None)
+    loop = (_preference_loop(config, model, venv, layer, reward, store, trainer_state, log)
             if settings else None)
     loop_ref.extend([loop] if loop else [])
     learned = reward.name if reward.tensors() else None
@@ -174,7 +170,29 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
             rewards.save(reward, run_dir / "reward")
     finally:
         venv.close()
-    seconds = time.perf_counter() - started
+    return _summary(config, model, start, time.perf_counter() - started, metrics, loop, final,
+                    device)
+
+
+def _preference_loop(config: SB3Config, model: BaseAlgorithm, venv: VecEnv, layer: Any,
+                     reward: Any, store: PreferenceStore, trainer_state: dict[str, Any],
+                     log: Any) -> PreferenceLoop:
+    """The online loop: SAC relabels its replay buffer after every refit and asks its
+    first queries after pre-training; PPO rewrites the rollout a round was asked after."""
+    off_policy = isinstance(config, SACConfig)
+    return PreferenceLoop(
+        layer, reward, store, config.preference_loop, seed=config.seed,
+        state=trainer_state.get("preference"),
+        first_round_at=config.hyperparams.pretrain_steps if off_policy else 0,
+        after_refit=(lambda: _relabel(model, reward, log)) if off_policy else None,
+        rewrite_rollouts=not off_policy,
+        scale=venv.normalize_reward if isinstance(venv, VecNormalize) else None)
+
+
+def _summary(config: SB3Config, model: BaseAlgorithm, start: int, seconds: float,
+             metrics: EpisodeMetrics, loop: PreferenceLoop | None, final: Path,
+             device: str) -> dict[str, Any]:
+    """``train_summary.json``: steps, speed, the last episodes' returns and success."""
     summary = {
         "env": config.env, "reward": config.reward, "steps": int(model.num_timesteps),
         "resumed_from": start, "seconds": round(seconds, 1),
