@@ -108,6 +108,10 @@ class RunConfig(Section):
         ``config.yaml``) into this schema's keys; raises ``ValueError`` if it cannot."""
         return data
 
+    def check_start(self, checked: Any) -> None:
+        """Checks what needs the built env (``checked``: :class:`agents.runs.Checked`),
+        before the run folder exists; raises ``ValueError``."""
+
     @property
     def total_steps(self) -> int:
         """What the run counts to (the value of :attr:`LENGTH_KEY`)."""

@@ -46,6 +46,8 @@ class Checked:
     """The run's reward module (None for runs without one, e.g. behaviour cloning)."""
     frame_shape: tuple[int, ...] | None
     """Shape of one frame the reward scores (None without an env or a reward)."""
+    observation_shape: tuple[int, ...] | None = None
+    """Shape of the policy's observation (None without an env)."""
 
 
 def preflight(config: RunConfig, reward_folder: Path | None = None,
@@ -59,14 +61,18 @@ def preflight(config: RunConfig, reward_folder: Path | None = None,
     device = str(rewards.get_device(None if config.device == "auto" else config.device))
     reward = (build_reward(config, device, reward_folder)
               if isinstance(config, RewardFields) else None)
-    frame_shape = None
+    frame_shape = observation_shape = None
     if isinstance(config, EnvFields):
         render = reward is not None and needs_rendered_frames(config.reward_frames, reward,
                                                               keep_frames)
-        frame_shape = check_env(config.env, config.env_kwargs, reward, render, config.seed)
+        frame_shape, observation_shape = check_env(config.env, config.env_kwargs, reward,
+                                                   render, config.seed)
     for env_id, kwargs in (getattr(config, "eval_envs", None) or {}).items():
         check_env(env_id, kwargs, None, False, config.seed)
-    return Checked(device=device, reward=reward, frame_shape=frame_shape)
+    checked = Checked(device=device, reward=reward, frame_shape=frame_shape,
+                      observation_shape=observation_shape)
+    config.check_start(checked)
+    return checked
 
 
 def needs_rendered_frames(reward_frames: str, reward: RewardModel, keep_frames: bool) -> bool:
@@ -99,12 +105,12 @@ def build_reward(config: RewardFields, device: str, checkpoint_folder: Path | No
 
 
 def check_env(env_id: str, env_kwargs: dict[str, Any], reward: RewardModel | None,
-              render: bool, seed: int) -> tuple[int, ...]:
+              render: bool, seed: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Makes one env, resets it and scores its first frame with ``reward``, so that a
     bad env kwarg (the env's own message lists the valid ones) or a reward module
     that cannot score these frames (RAPL without demonstrations, a frame size a
     checkpoint was not made for) stops the run before it starts. Returns the shape
-    of the frames the reward sees."""
+    of the frames the reward sees and of the observation."""
     kwargs = {**env_kwargs, **({"render_mode": "rgb_array"} if render else {})}
     try:
         env = gym.make(env_id, **kwargs)
@@ -113,8 +119,9 @@ def check_env(env_id: str, env_kwargs: dict[str, Any], reward: RewardModel | Non
     try:
         obs, info = env.reset(seed=seed)
         frame = env.render() if render else obs
+        shapes = tuple(np.shape(frame)), tuple(getattr(env.observation_space, "shape", None) or ())
         if reward is None:
-            return tuple(np.shape(frame))
+            return shapes
         instruction = str(info.get("instruction", ""))
         try:
             if reward.needs_trajectory:
@@ -126,7 +133,7 @@ def check_env(env_id: str, env_kwargs: dict[str, Any], reward: RewardModel | Non
         except (RuntimeError, ValueError) as error:
             raise ValueError(f"the {reward.name!r} reward cannot score {env_id}'s frames: "
                              f"{error}") from error
-        return tuple(np.shape(frame))
+        return shapes
     finally:
         env.close()
 

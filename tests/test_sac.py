@@ -220,3 +220,13 @@ def test_keys_of_the_other_algorithm_stop_before_the_run_folder_exists(tmp_path,
 def test_sac_refuses_whole_episode_rewards(tmp_path):
     with pytest.raises(ConfigError, match="use algo: ppo"):
         point_config(tmp_path, ["reward=rapl"])
+
+
+def test_pretraining_on_pixel_observations_stops_before_the_run_folder_exists(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("algo: sac\nenv: vmalign/Reach-v0\nhyperparams: {n_timesteps: 100, "
+                    "policy: CnnPolicy, buffer_size: 100, pretrain_steps: 50}\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 2
+    assert "obs_mode: state" in capsys.readouterr().err
+    assert not out.exists()

@@ -46,6 +46,7 @@ from agents.rollouts import Episode
 from agents.runs import build_reward
 from agents.sb3.checkpoint import load_policy_weights
 from agents.sb3.config import SB3Config
+from agents.sb3.reward_wrappers import score_in_batches
 from agents.sb3.train import build_model
 from rewards.base import RewardModel
 from rewards.device import get_device
@@ -53,8 +54,6 @@ from rewards.device import get_device
 EVAL_DIR = "eval"
 VIDEO_FPS = 20
 """Video frame rate; lower when the env renders slower (``metadata["render_fps"]``)."""
-SCORE_BATCH = 256
-"""Frames per reward-module call when recomputing the learned return."""
 MAX_EPISODE_STEPS = 10_000
 """Stops an episode of an environment registered without a time limit."""
 
@@ -347,13 +346,8 @@ def learned_rewards(reward: RewardModel, episode: Episode, source: str) -> np.nd
     if reward.needs_trajectory:
         return np.asarray(reward.score_trajectory(frames, episode.instruction,
                                                   episode.env_rewards))
-    chunks = []
-    for start in range(0, len(episode), SCORE_BATCH):
-        stop = min(start + SCORE_BATCH, len(episode))
-        batch = frames[start:stop] if frames is not None else None
-        chunks.append(reward(batch, [episode.instruction] * (stop - start),
-                             episode.env_rewards[start:stop]))
-    return np.concatenate(chunks)
+    return score_in_batches(reward, frames, [episode.instruction] * len(episode),
+                            episode.env_rewards)
 
 
 def _resize(frame: np.ndarray, size: int | None) -> np.ndarray:

@@ -426,6 +426,13 @@ class SACConfig(SB3Config):
     algo: Literal["sac"] = "sac"
     hyperparams: SACHyperparams
 
+    def check_start(self, checked: Any) -> None:
+        shape = checked.observation_shape
+        if self.hyperparams.pretrain_steps and shape is not None and len(shape) != 1:
+            raise ValueError(f"hyperparams.pretrain_steps needs flat state observations for "
+                             f"its state-entropy bonus; {self.env} observes shape {shape} "
+                             f"(set env_kwargs.obs_mode: state)")
+
     @model_validator(mode="after")
     def _step_rewards_only(self) -> SACConfig:
         if self.rewards_whole_episodes():

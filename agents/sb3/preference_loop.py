@@ -46,7 +46,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.labelling import label_round, make_teacher, refit
 from agents.rollouts import Episode
 from agents.sb3.config import PreferenceSettings
-from agents.sb3.reward_wrappers import VecRewardWrapper
+from agents.sb3.reward_wrappers import VecRewardWrapper, score_in_batches
 from rewards.preference_store import PreferenceStore
 
 PREFERENCES = "preferences"
@@ -235,9 +235,10 @@ class PreferenceLoop(BaseCallback):
         given = np.stack(self._rollout_scores)
         if not self._refit_in_rollout:
             return given, given
-        scores = np.stack([self.reward(frames, texts, np.zeros(len(texts), np.float32))
-                           for frames, texts in zip(self._rollout_frames, self._rollout_texts)]
-                          ).astype(np.float32)
+        frames = np.stack(self._rollout_frames)  # (n_steps, n_envs, H, W, 3)
+        texts = [text for step in self._rollout_texts for text in step]
+        scores = score_in_batches(self.reward, frames.reshape(-1, *frames.shape[2:]), texts,
+                                  np.zeros(len(texts), np.float32)).reshape(given.shape)
         return self.scale(scores) if self.scale is not None else scores, given
 
     def _ask(self, count: int, method: str) -> bool:

@@ -36,10 +36,9 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from agents.sb3.reward_wrappers import score_in_batches
 from rewards.base import RewardModel
 
-RELABEL_BATCH = 256
-"""Frames per reward-module call when relabelling the buffer."""
 ENTROPY_NEIGHBOURS = 5
 """k of the k-nearest-neighbour entropy estimate (PEBBLE's value)."""
 ENTROPY_REFERENCE = 4096
@@ -105,12 +104,8 @@ class FrameReplayBuffer(ReplayBuffer):
         rows = self.filled()
         frames = self.frames[:rows].reshape(-1, *self.frames.shape[2:])
         ids = self.instruction_ids[:rows].reshape(-1)
-        scores = np.empty(len(frames), np.float32)
-        for start in range(0, len(frames), RELABEL_BATCH):
-            stop = min(start + RELABEL_BATCH, len(frames))
-            texts = [self.instructions[i] if self.instructions else "" for i in ids[start:stop]]
-            scores[start:stop] = reward(frames[start:stop], texts,
-                                        np.zeros(stop - start, np.float32))
+        texts = [self.instructions[i] for i in ids] if self.instructions else [""] * len(ids)
+        scores = score_in_batches(reward, frames, texts, np.zeros(len(frames), np.float32))
         self.rewards[:rows] = scores.reshape(rows, self.n_envs)
         return len(frames)
 

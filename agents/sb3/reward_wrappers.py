@@ -26,6 +26,21 @@ from rewards.base import RewardModel
 FRAME_KEY = "frame"
 """``info`` key :class:`FrameInInfo` stores the rendered frame under."""
 FRAME_SOURCES = ("render", "observation")
+SCORE_BATCH = 256
+"""Frames per reward-module call when many steps are scored at once."""
+
+
+def score_in_batches(reward: RewardModel, frames: np.ndarray | None, instructions: list[str],
+                     env_rewards: np.ndarray) -> np.ndarray:
+    """``reward`` over many steps (relabelling, rescoring, evaluation), ``SCORE_BATCH``
+    frames a call: batched for speed, bounded for memory. ``frames`` may be None for a
+    module that needs none (the ground truth)."""
+    scores = np.empty(len(env_rewards), np.float32)
+    for start in range(0, len(env_rewards), SCORE_BATCH):
+        stop = min(start + SCORE_BATCH, len(env_rewards))
+        scores[start:stop] = reward(None if frames is None else frames[start:stop],
+                                    instructions[start:stop], env_rewards[start:stop])
+    return scores
 
 
 def _check_module(reward: RewardModel, frames: str) -> None:
