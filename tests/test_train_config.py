@@ -102,7 +102,7 @@ def test_linear_schedule_decays_to_zero():
         (MINIMAL, ["vec_env=threads"], "vec_env"),
         (MINIMAL, ["hyperparams.policy_kwargs.activation_fn=swish"], "activation_fn"),
         (MINIMAL, ["hyperparams.policy_kwargs.features_extractor_class=ResNet50"],
-         "features_extractor_class: must be one of 'NatureCNN' or 'PixelCNN', got 'ResNet50'"),
+         "features_extractor_class: must be one of 'NatureCNN', 'PixelCNN' or 'PretrainedEncoder', got 'ResNet50'"),
         (MINIMAL, ["hyperparams.policy_kwargs.features_extractor_kwargs=[64]"],
          "features_extractor_kwargs: must be a mapping, got [64]"),
         (MINIMAL, ["reward=preference", "preference.pairing=neighbours"], "preference.pairing"),

@@ -35,7 +35,8 @@ unnormalised, and the statistics are checkpointed with the policy.
 
 rl-zoo writes ``policy_kwargs`` as a Python string it evaluates; here it is a YAML
 mapping, ``activation_fn`` is a name (``relu``, ``tanh``, ...) and so is
-``features_extractor_class`` (``NatureCNN``, ``PixelCNN``: :mod:`agents.sb3.encoders`),
+``features_extractor_class`` (``NatureCNN``, ``PixelCNN``, ``PretrainedEncoder``:
+:mod:`agents.sb3.encoders`),
 so a config never executes code.
 """
 
@@ -51,7 +52,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from agents.config import EnvFields, Int, RewardFields, RunConfig, Section, at_least
 
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
-FEATURES_EXTRACTORS = ("NatureCNN", "PixelCNN")
+FEATURES_EXTRACTORS = ("NatureCNN", "PixelCNN", "PretrainedEncoder")
 """Encoder names (classes in :data:`agents.sb3.encoders.FEATURES_EXTRACTORS`)."""
 _LINEAR = re.compile(r"^lin_(.+)$")
 

