@@ -7,12 +7,15 @@ Prints one JSON line. For each module, on the same batch of frames (one per env)
   over a vector env that returns pre-rendered frames at no cost, so only the
   wrapper's own work is added; ``wrapper_overhead`` = 1 - wrapper_fps / bare_fps
   (target <= 0.10);
-- ``per_frame_fps``: one module call per frame, what batching saves.
+- ``per_frame_fps``: one module call per frame, what batching saves;
+- ``bare_vs_cnn`` (preference modules on a named encoder): bare_fps against the
+  from-scratch CNN ensemble's (``preference``) in the same run.
 
     python benchmarks/reward_throughput.py [--batch 16] [--size 224] [--seconds 3]
         [--module NAME[:KEY=VALUE,...] ...]
 
-The default modules are the ground truth, the preference ensemble, a tiny CLIP and
+The default modules are the ground truth, the preference ensemble (from-scratch CNNs,
+and on the frozen ImageNet EfficientNet-Lite0 at 64, 96 and 128 px), a tiny CLIP and
 ViT-B-32 CLIP with random weights (a pretrained model runs at the same speed).
 """
 
@@ -33,6 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_MODULES = (
     "ground_truth",
     "preference",
+    'preference:encoder="efficientnet_lite0",image_size=64',
+    'preference:encoder="efficientnet_lite0",image_size=96',
+    'preference:encoder="efficientnet_lite0",image_size=128',
     'clip:model_config="tiny",pretrained=null',
     'clip:model="ViT-B-32",pretrained=null',
 )
@@ -157,6 +163,11 @@ def main() -> None:
             "per_frame_fps": round(per_frame, 1),
             "batching_speedup": round(bare / per_frame, 2),
         }
+    if "preference" in results:
+        for spec, figures in results.items():
+            if spec.startswith("preference:"):
+                figures["bare_vs_cnn"] = round(figures["bare_fps"]
+                                               / results["preference"]["bare_fps"], 3)
     print(json.dumps({
         "benchmark": "reward_throughput",
         "batch": args.batch,

@@ -41,6 +41,18 @@ def test_manipulation_tasks_have_learned_reward_configs(task, reward):
     assert config.reward == reward
 
 
+@pytest.mark.parametrize("task", ["reach", "push_v1", "pickplace", "stack", "sweep",
+                                  "gotoobject"])
+def test_every_task_has_state_policy_configs_with_pixel_rewards(task):
+    preference = load_config(f"{task}_state_preference")
+    assert preference.env_kwargs["obs_mode"] == "state" and preference.reward == "preference"
+    assert preference.preference_loop.total_queries <= 2000  # the label budget
+    if task != "gotoobject":  # VLM-RM's row: SAC on state, CLIP on rendered frames
+        clip = load_config(f"{task}_state_clip")
+        assert (clip.algo, clip.reward, clip.env_kwargs["obs_mode"]) == ("sac", "clip", "state")
+        assert clip.reward_kwargs["alpha"] == 0.5
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_load(name):
     config = load_config(name)
