@@ -156,23 +156,42 @@ def train_rapl_from_returns(
     return model, summary
 
 
+SHARED_ENCODER_KEYS = ("encoder", "encoder_weights", "finetune", "encoder_lr_scale")
+"""What the preference module takes over from a RAPL module's config to compare on
+the same encoder."""
+
+
+def same_encoder_arguments(rapl_config: dict[str, Any]) -> dict[str, Any]:
+    """The preference module's arguments for the encoder a RAPL module was trained
+    on: the same registry encoder, weights and fine-tuning; none (the preference
+    module's own from-scratch CNNs) for RAPL's ``cnn`` and ``clip`` encoders, which
+    the preference module does not build the same way."""
+    if rapl_config.get("encoder") in ("cnn", "clip", None):
+        return {}
+    return {key: rapl_config[key] for key in SHARED_ENCODER_KEYS if key in rapl_config}
+
+
 def compare_bradley_terry(episodes: list[Episode], held_out: list[Episode], out: Path,
                           triplets: int, frame_stride: int, segment: int, epochs: int,
-                          lr: float, seed: int, log: Any = print) -> dict[str, Any]:
+                          lr: float, seed: int, encoder_arguments: dict[str, Any] | None = None,
+                          log: Any = print) -> dict[str, Any]:
     """Trains the preference module on the pairs of the RAPL run's triplets (same
     seed, so the same triplets) and judges it on the same held-out rollouts; saved
-    to ``OUT/bt-same-triplets``."""
+    to ``OUT/bt-same-triplets``. ``encoder_arguments`` (see
+    :func:`same_encoder_arguments`) put it on the RAPL module's encoder."""
     pairs = triplet_pairs(episodes, rank_triplets(episodes, triplets, seed),
                           frame_stride=frame_stride, seed=seed)
-    model = rewards.make("preference", seed=seed)
+    encoder_arguments = dict(encoder_arguments or {})
+    model = rewards.make("preference", seed=seed, **encoder_arguments)
     log(f"  Bradley-Terry on the same triplets: {len(pairs)} pairs of "
-        f"{pairs.frames_a.shape[1]} frames")
+        f"{pairs.frames_a.shape[1]} frames, encoder {model.config()['encoder']}")
     metrics = train_preference_reward(model, pairs, epochs=epochs, lr=lr, seed=seed)
     rewards.save(model, out / "bt-same-triplets")
     report, _ = evaluate(model, held_out, segment, seed=seed)
     log(f"  Bradley-Terry on the same triplets: held-out step Spearman "
         f"{format_statistic(report['step_spearman_progress'])}")
     return {"pairs": len(pairs), "frame_stride": frame_stride,
+            "encoder": model.config()["encoder"], "encoder_arguments": encoder_arguments,
             "final_training_accuracy": metrics.accuracy,
             **{key: report[key] for key in ("step_pearson_progress", "step_spearman_progress",
                                             "episode_spearman_return", "preference_accuracy")}}

@@ -36,8 +36,11 @@ _MANIPULATION = {
     "vmalign/Push-v0": ("envs.manipulation.push:PushEnv", 100),
     "vmalign/Push-v1": ("envs.manipulation.push:PushV1Env", 100),
     "vmalign/PickPlace-v0": ("envs.manipulation.pick_place:PickPlaceEnv", 120),
+    "vmalign/PickPlace-v1": ("envs.manipulation.pick_place:PickPlaceV1Env", 120),
     "vmalign/Stack-v0": ("envs.manipulation.stack:StackEnv", 150),
+    "vmalign/Stack-v1": ("envs.manipulation.stack:StackV1Env", 150),
     "vmalign/Sweep-v0": ("envs.manipulation.sweep:SweepEnv", 200),
+    "vmalign/Sweep-v1": ("envs.manipulation.sweep:SweepV1Env", 200),
 }
 
 # The card games end every episode themselves (NumberLine's limit depends on its

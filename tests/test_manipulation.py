@@ -35,10 +35,12 @@ def rollout(env: gym.Env, seed: int, actions: np.ndarray) -> tuple[list[np.ndarr
 def test_every_task_is_registered():
     assert set(MANIPULATION_IDS) == {
         "vmalign/Reach-v0", "vmalign/Push-v0", "vmalign/Push-v1", "vmalign/PickPlace-v0",
-        "vmalign/Stack-v0", "vmalign/Sweep-v0",
+        "vmalign/PickPlace-v1", "vmalign/Stack-v0", "vmalign/Stack-v1", "vmalign/Sweep-v0",
+        "vmalign/Sweep-v1",
     }
-    assert gym.spec("vmalign/Push-v1").max_episode_steps == gym.spec(
-        "vmalign/Push-v0").max_episode_steps == 100
+    for task in ("Push", "PickPlace", "Stack", "Sweep"):
+        assert gym.spec(f"vmalign/{task}-v1").max_episode_steps == gym.spec(
+            f"vmalign/{task}-v0").max_episode_steps
 
 
 @pytest.mark.parametrize("env_id", MANIPULATION_IDS)
@@ -372,3 +374,98 @@ def test_push_v1_ranks_pushing_above_hovering_at_the_cube():
                 total += env.step(policy())[1]
         returns[name] = total / 3
     assert returns["hover at the cube"] < returns["hold the push point"] < returns["expert"]
+
+
+# (v1 id, the info key v1 adds)
+STAGED_V1 = [("vmalign/PickPlace-v1", "grasped"), ("vmalign/Stack-v1", "grasped"),
+             ("vmalign/Sweep-v1", "push_distance")]
+
+
+@pytest.mark.parametrize("env_id, added", STAGED_V1)
+def test_v1_is_v0_with_the_staged_reward(env_id, added):
+    """Same observations, success, progress and dynamics as v0 under the same actions
+    (the expert after random ones); the v1 reward bounded, at its maximum on success."""
+    from envs.manipulation.pick_place import STAGED_SUCCESS_REWARD
+
+    v0, v1 = gym.make(env_id.replace("-v1", "-v0")), gym.make(env_id)
+    top = STAGED_SUCCESS_REWARD if added == "grasped" else 7.0
+    rng = np.random.default_rng(0)
+    obs0, info0 = v0.reset(seed=3)
+    obs1, info1 = v1.reset(seed=3)
+    policy = expert_policy(v1)
+    successes = 0
+    for step in range(v1.spec.max_episode_steps):
+        np.testing.assert_array_equal(obs0, obs1)
+        info1.pop(added)
+        assert info0 == info1
+        action = policy(obs1) if step > 5 else rng.uniform(-1, 1, 4).astype(np.float32)
+        obs0, reward0, *_, info0 = v0.step(action)
+        obs1, reward1, *_, info1 = v1.step(action)
+        assert 0.0 <= reward1 <= top
+        successes += info1["is_success"]
+        if info1["is_success"]:
+            assert reward1 == pytest.approx(top)
+    assert successes  # the expert got there, so the success branch ran
+
+
+def test_placement_v1_reward_follows_its_stages():
+    """Reach term, grasp from both finger pads' contacts, carry term while grasped."""
+    env = gym.make("vmalign/PickPlace-v1")
+    unwrapped = env.unwrapped
+    env.reset(seed=0)
+    grasped_steps = 0
+    for _ in range(120):
+        _, reward, _, _, info = env.step(unwrapped.expert_action())
+        if info["is_success"]:
+            continue
+        assert info["grasped"] == unwrapped.grasps(unwrapped.model.body("cube").id)
+        reach = 1 - np.tanh(5 * info["hand_distance"])
+        carry = (2 - np.tanh(5 * info["place_distance"])) * info["grasped"]
+        assert reward == pytest.approx(reach + carry)
+        grasped_steps += info["grasped"]
+    assert grasped_steps > 10  # the expert carried the cube
+
+
+def test_grasp_needs_both_finger_pads_on_the_cube():
+    env = gym.make("vmalign/PickPlace-v1")
+    unwrapped = env.unwrapped
+    env.reset(seed=0)
+    cube = unwrapped.model.body("cube").id
+    assert not unwrapped.grasps(cube)  # open hand far above it
+    for _ in range(40):  # closed fingers pressed on top of the cube: one body, no grasp
+        env.step(unwrapped.move_toward(unwrapped.body_pos("cube") + (0, 0, 0.02), 1.0))
+    assert not unwrapped.grasps(cube)
+    stick = gym.make("vmalign/Sweep-v1", embodiment="long_stick").unwrapped
+    stick.reset(seed=0)
+    assert not stick.grasps(stick.model.body("debris0").id)  # no fingers at all
+
+
+@pytest.mark.parametrize("env_id", [env_id for env_id, _ in STAGED_V1])
+def test_v1_ranks_the_expert_above_stopping_short(env_id):
+    """The expert's return beats stopping at an earlier stage: holding the cube where
+    it lies (pick and place) or pushing only the first piece (Sweep), which beats
+    standing still."""
+    env = gym.make(env_id)
+    unwrapped = env.unwrapped
+    if "Sweep" in env_id:
+        def short() -> np.ndarray:
+            debris = unwrapped.debris_positions()
+            if (debris[:, 1] > 0.2).any():  # one piece in: stop there
+                return np.zeros(4, np.float32)
+            return unwrapped.expert_action()
+    else:
+        cube = unwrapped.model.body("cube" if "PickPlace" in env_id else "cube_a").id
+
+        def short() -> np.ndarray:  # close on the cube and keep it there
+            return unwrapped.move_toward(unwrapped.data.xpos[cube] + (0, 0, 0.006), 0.0)
+    policies = {"still": lambda: np.zeros(4, np.float32), "short": short,
+                "expert": unwrapped.expert_action}
+    returns = {}
+    for name, policy in policies.items():
+        total = 0.0
+        for seed in range(2):
+            env.reset(seed=seed)
+            for _ in range(env.spec.max_episode_steps):
+                total += env.step(policy())[1]
+        returns[name] = total
+    assert returns["still"] < returns["short"] < returns["expert"]

@@ -74,7 +74,12 @@ def test_reward_train_rapl_end_to_end(tmp_path):
     # The Bradley-Terry comparison: 3 pairs per triplet, judged on the same rollouts.
     bt = report["training"]["bradley_terry_same_triplets"]
     assert bt["pairs"] == 12 and -1.0 <= bt["step_spearman_progress"] <= 1.0
-    assert rewards.load(out / "bt-same-triplets").name == "preference"
+    bt_module = rewards.load(out / "bt-same-triplets")
+    assert bt_module.name == "preference"
+    # ... on RAPL's encoder (the pretrained default), fine-tuned the same way.
+    assert bt["encoder"] == bt_module.config()["encoder"] == module.config()["encoder"] \
+        == "efficientnet_lite0"
+    assert bt_module.config()["finetune"] == module.config()["finetune"] == "last_block"
     rewards_ = module.score_trajectory(np.zeros((5, 32, 32, 3), np.uint8), "x")
     assert rewards_.shape == (5,)
 
@@ -106,3 +111,16 @@ def test_triplet_pairs_follow_the_ranking_in_random_order():
     value_a, value_b = pairs.frames_a[:, 0, 0, 0, 0], pairs.frames_b[:, 0, 0, 0, 0]
     np.testing.assert_array_equal(pairs.labels, (value_a > value_b).astype(np.float32))
     assert 0.2 < pairs.labels.mean() < 0.8  # both orders occur
+
+
+def test_bradley_terry_comparison_takes_only_registry_encoders():
+    from agents.reward_training import same_encoder_arguments
+
+    pretrained = {"encoder": "timm:resnet18", "encoder_weights": "w.pt", "finetune": "frozen",
+                  "encoder_lr_scale": 0.1, "embedding_dim": 64, "image_size": 64}
+    assert same_encoder_arguments(pretrained) == {
+        "encoder": "timm:resnet18", "encoder_weights": "w.pt", "finetune": "frozen",
+        "encoder_lr_scale": 0.1}
+    # RAPL's own CNN and CLIP towers are not the preference module's: its default.
+    assert same_encoder_arguments({"encoder": "cnn", "encoder_channels": [16]}) == {}
+    assert same_encoder_arguments({"encoder": "clip", "model": "ViT-B-32"}) == {}

@@ -26,6 +26,7 @@ from agents.evaluation.reward import (DEFAULT_POLICIES, check_episode_count, eva
 from agents.labelling import check_teacher_name, make_teacher
 from agents.output import make_output_dir
 from agents.reward_training import (HELD_OUT_SEED_OFFSET, compare_bradley_terry,
+                                    same_encoder_arguments,
                                     train_preference, train_rapl_from_returns)
 from agents.rollouts import POLICY_HELP, collect_episodes, parse_policy
 from agents.runs import check_env
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rapl: ranked triplets of episodes (ranked by ground-truth return)")
     parser.add_argument("--demos", type=int, default=10, help="rapl: expert demonstrations kept")
     parser.add_argument("--compare-bt", action="store_true",
-                        help="rapl: also train the Bradley-Terry preference module on the same "
+                        help="rapl: also train the Bradley-Terry preference module (on RAPL's encoder) on the same "
                              "triplets' pairs and report both on the held-out rollouts")
     parser.add_argument("--bt-frame-stride", type=int, default=5,
                         help="--compare-bt: keep every k-th frame of the paired episodes")
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reward == "rapl" and args.compare_bt:
         summary["bradley_terry_same_triplets"] = compare_bradley_terry(
             episodes, held_out, out, triplets=args.triplets, frame_stride=args.bt_frame_stride,
-            segment=args.segment, epochs=args.epochs, lr=args.lr, seed=args.seed)
+            segment=args.segment, epochs=args.epochs, lr=args.lr, seed=args.seed,
+            encoder_arguments=same_encoder_arguments(model.config()))
     report, scored = evaluate(model, held_out, args.segment, seed=args.seed)
     report = {"env": args.env, "env_kwargs": env_kwargs, "reward": model.name,
               "teacher": args.teacher,

@@ -165,6 +165,9 @@ class ArmEnv(gym.Env[Any, np.ndarray]):
     """Colours used when ``randomize_colors=False``, in the order a task asks for them."""
     task_state: ClassVar[tuple[str, ...]]
     """Names of the task's state entries, in the order its ``_state`` returns them."""
+    reward_version: ClassVar[int] = 0
+    """Which reward of the task docstring's Rewards section the env gives (its
+    registered id's version)."""
 
     def __init__(
         self,
@@ -220,6 +223,8 @@ class ArmEnv(gym.Env[Any, np.ndarray]):
         self._gripper = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, "gripper")
         self._finger_qpos = (self.model.joint("finger_right").qposadr[0]
                              if self._gripper >= 0 else -1)
+        self._finger_bodies = np.array([self._body_ids.get(f"finger_{side}", -1)
+                                        for side in ("left", "right")])
         self._tcp_velocity = np.zeros(6)  # mj_objectVelocity's output: angular, linear
         self._arm_qpos = np.array([self.model.joint(j).qposadr[0] for j in self._robot_joints()])
         self._home_qpos = self._settle_home()
@@ -454,6 +459,20 @@ class ArmEnv(gym.Env[Any, np.ndarray]):
         """Each finger's distance from the centre in metres (0 closed .. 0.05 open);
         0 for an end effector without fingers."""
         return float(self.data.qpos[self._finger_qpos]) if self._finger_qpos >= 0 else 0.0
+
+    def grasps(self, body: int) -> bool:
+        """Whether both finger pads touch the body (by id): it is held between them.
+
+        From the contacts of the last physics step, so a hand hovering by the body
+        with half-closed fingers does not count; False without fingers."""
+        if self._gripper < 0:
+            return False
+        count = self.data.ncon
+        bodies = self.model.geom_bodyid
+        first = bodies[self.data.contact.geom1[:count]]
+        second = bodies[self.data.contact.geom2[:count]]
+        touching = np.concatenate([first[second == body], second[first == body]])
+        return bool(np.isin(self._finger_bodies, touching).all())
 
     def cube_yaw_features(self, body: int) -> list[float]:
         """``[sin(4 yaw), cos(4 yaw)]`` of a body (by id), yaw being the heading of its x

@@ -27,6 +27,13 @@ START_HIGH = np.array([0.2, 0.2])
 MIN_SEPARATION = 0.16
 """Minimum distance between the cube's and the platform's centres at the start."""
 
+# v1 reward (staged; see PickPlaceEnv's docstring), shared with Stack.
+STAGE_SHARPNESS = 5.0
+"""The ``k`` of the ``1 - tanh(k * d)`` reach and place terms, per metre."""
+STAGED_SUCCESS_REWARD = 4.0
+"""Reward of a step with success under v1: more than the 3 the stages can reach, so
+a placed cube beats any state short of it."""
+
 # Scripted expert.
 GRASP_OFFSET = 0.01
 """TCP height above the cube's centre for a grasp: pads over its upper part."""
@@ -50,29 +57,49 @@ def rests_on(cube: Sequence[float], surface_z: float) -> bool:
     return -0.005 <= gap <= REST_TOLERANCE
 
 
+def staged_placement_reward(
+    success: bool, hand_distance: float, grasped: bool, place_distance: float
+) -> float:
+    """The v1 reward of a place-the-cube task, in [0, 4] (ManiSkill's PickCube stages).
+
+    Reach the cube (``1 - tanh(5 * hand_distance)``); while both fingers hold it, 1
+    for the grasp plus ``1 - tanh(5 * place_distance)`` for carrying it to the
+    placement point; :data:`STAGED_SUCCESS_REWARD` on success, whatever the rest.
+    """
+    if success:
+        return STAGED_SUCCESS_REWARD
+    reward = 1.0 - math.tanh(STAGE_SHARPNESS * hand_distance)
+    if grasped:  # the carry counts only for a held cube, so pushing it along does not pay
+        reward += 2.0 - math.tanh(STAGE_SHARPNESS * place_distance)
+    return reward
+
+
 def placement_status(
     success: bool, place_distance: float, hand_distance: float, cube_height: float,
-    start_distance: float,
+    start_distance: float, grasped: bool | None = None,
 ) -> TaskStatus:
     """Reward, progress and info of a place-the-cube task (PickPlace and Stack).
 
-    Reward ``-(hand_distance + 2 * place_distance)`` plus :data:`SUCCESS_BONUS` on
-    success; progress linear in ``place_distance`` from its start value down to
+    v0 (``grasped`` None): reward ``-(hand_distance + 2 * place_distance)`` plus
+    :data:`SUCCESS_BONUS` on success. v1 (``grasped`` given: whether both fingers
+    touch the cube): :func:`staged_placement_reward`, and ``grasped`` in the extras.
+    Progress is linear in ``place_distance`` from its start value down to
     :data:`PROGRESS_DISTANCE`, and 1 on success.
     """
     progress = 1.0 if success else progress_toward(
         place_distance, start_distance, PROGRESS_DISTANCE
     )
-    return TaskStatus(
-        reward=-(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success,
-        is_success=success,
-        progress=progress,
-        extras={
-            "place_distance": place_distance,
-            "hand_distance": hand_distance,
-            "cube_height": cube_height,
-        },
-    )
+    extras = {
+        "place_distance": place_distance,
+        "hand_distance": hand_distance,
+        "cube_height": cube_height,
+    }
+    if grasped is None:
+        reward = -(hand_distance + 2.0 * place_distance) + SUCCESS_BONUS * success
+    else:
+        reward = staged_placement_reward(success, hand_distance, grasped, place_distance)
+        extras["grasped"] = grasped
+    return TaskStatus(reward=reward, is_success=success, progress=progress, extras=extras)
 
 
 class PickPlaceEnv(ArmEnv):
@@ -117,11 +144,18 @@ class PickPlaceEnv(ArmEnv):
     are in ``env.unwrapped.state_names``.
 
     ## Rewards
-    ``-(d_hand + 2 * d_place)``, with ``d_place`` the distance in metres from the
-    cube's centre to the placement point (the centre of a cube resting on the middle
-    of the platform top, 8.5 cm above the table) and ``d_hand`` the distance from the
-    tool centre point (between the finger pads) to the cube's centre; plus 1 on every
-    step with success.
+    With ``d_place`` the distance in metres from the cube's centre to the placement
+    point (the centre of a cube resting on the middle of the platform top, 8.5 cm
+    above the table) and ``d_hand`` the distance from the tool centre point (between
+    the finger pads) to the cube's centre:
+
+    - v0: ``-(d_hand + 2 * d_place)``, plus 1 on every step with success. Unbounded;
+      nothing in it rewards closing the fingers on the cube, and state PPO learned
+      nothing from it in 500k steps (0% success).
+    - v1: staged and bounded in [0, 4], as ManiSkill's PickCube:
+      ``1 - tanh(5 * d_hand)`` (reach the cube), plus, while both finger pads touch
+      the cube (*grasped*), ``1 + 1 - tanh(5 * d_place)`` (hold it and carry it to
+      the placement point), and 4, the maximum, on every step with success.
 
     ## Info
     ``instruction``; ``is_success``: the cube's centre lies over the platform top at
@@ -129,7 +163,7 @@ class PickPlaceEnv(ArmEnv):
     above the top (a cube still held that low counts); ``progress`` in [0, 1]: 1 on
     success, otherwise linear in ``d_place`` from its start value (0) to 0.01 m (1);
     ``place_distance`` (``d_place``), ``hand_distance`` (``d_hand``) and
-    ``cube_height`` (the cube's centre above the table).
+    ``cube_height`` (the cube's centre above the table); v1 adds ``grasped``.
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
@@ -147,7 +181,7 @@ class PickPlaceEnv(ArmEnv):
     camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
     randomize_lighting=False, camera_jitter=0.0, randomize_start=False,
-    obs_mode="rgb")``; see
+    obs_mode="rgb")`` (the same for ``"vmalign/PickPlace-v1"``); see
     :class:`envs.manipulation.arm.ArmEnv` for each. Unknown keyword arguments raise
     ``TypeError`` listing the valid ones.
 
@@ -155,6 +189,9 @@ class PickPlaceEnv(ArmEnv):
     - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
       ``render_camera`` added later (off by default, so episodes are unchanged);
       ``obs_mode`` added later (default ``"rgb"``: observations unchanged).
+    - v1 (:class:`PickPlaceV1Env`): the staged, bounded v1 reward above.
+      Observations, success, ``progress``, ``info`` (plus ``grasped``) and the
+      dynamics are as in v0; v0 stays registered and unchanged.
     """
 
     asset = "pick_place.xml"
@@ -217,7 +254,8 @@ class PickPlaceEnv(ArmEnv):
             self._start_distance = place_distance
         success = platform_contains(cube, top) and rests_on(cube, top[2])
         return placement_status(
-            success, place_distance, hand_distance, cube[2], self._start_distance
+            success, place_distance, hand_distance, cube[2], self._start_distance,
+            grasped=self.grasps(self._cube) if self.reward_version else None,
         )
 
     # ---------------------------------------------------------- expert
@@ -235,6 +273,14 @@ class PickPlaceEnv(ArmEnv):
             top[2] + CUBE_HALF + CLEARANCE,
             placed=platform_contains(cube, top) and rests_on(cube, top[2]),
         )
+
+
+class PickPlaceV1Env(PickPlaceEnv):
+    """``vmalign/PickPlace-v1``: :class:`PickPlaceEnv` with the staged, bounded v1
+    reward; the contract is :class:`PickPlaceEnv`'s (its Rewards section and version
+    history give both versions)."""
+
+    reward_version = 1
 
 
 def pick_and_place_action(

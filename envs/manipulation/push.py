@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -129,8 +129,6 @@ class PushEnv(ArmEnv):
 
     asset = "push.xml"
     default_colors = ("red", "green")
-    reward_version: ClassVar[int] = 0
-    """Which reward of the docstring's Rewards section the env gives (0 or 1)."""
     task_state = (
         "cube_x", "cube_y", "cube_z", "cube_yaw_sin", "cube_yaw_cos",
         "pad_x", "pad_y",

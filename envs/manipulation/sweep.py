@@ -30,6 +30,13 @@ MIN_SEPARATION = 0.07
 HAND_WEIGHT = 0.1
 IN_ZONE_BONUS = 0.25
 
+# v1 reward (staged; see SweepEnv's docstring).
+REACH_SHARPNESS = 5.0
+ZONE_SHARPNESS = 5.0
+"""The ``k`` of the ``1 - tanh(k * d)`` terms, per metre: the farthest pieces start
+about 0.3 m from the zone and still get a gradient."""
+ZONE_WEIGHT = 2.0
+
 STICK_LENGTHS = {"short_stick": 0.08, "medium_stick": 0.16, "long_stick": 0.26}
 """Total length (along world x) of each stick end effector, in metres."""
 EMBODIMENTS = ("gripper", *STICK_LENGTHS)
@@ -51,6 +58,22 @@ DONE_Y = ZONE_LOW[1] + 0.025
 """The expert pushes each piece until its centre is this far into the zone."""
 PRE_PUSH_GAP = 0.012
 """Clearance between tool and debris where the expert lowers the tool."""
+
+
+def push_distance(tcp: np.ndarray, pieces: np.ndarray, tool_half_width: float,
+                  tool_half_depth: float) -> float:
+    """The v1 reward's ``d_push``: from the tool centre point to the nearest push point
+    of the ``pieces`` (n, 3) still outside the zone.
+
+    A piece's push point lies just behind it (toward the robot, -y) at the pushing
+    height: the tool's front face :data:`PRE_PUSH_GAP` from the piece's back face.
+    Along x, a tool wider than a piece may be off-centre by the difference.
+    """
+    behind = pieces[:, 1] - DEBRIS_HALF - tool_half_depth - PRE_PUSH_GAP
+    slack = max(tool_half_width - DEBRIS_HALF, 0.0)
+    dx = np.maximum(np.abs(tcp[0] - pieces[:, 0]) - slack, 0.0)
+    squared = dx**2 + (tcp[1] - behind) ** 2 + (tcp[2] - PUSH_HEIGHT) ** 2
+    return float(np.sqrt(squared.min()))
 
 
 def zone_distances(xy: np.ndarray) -> np.ndarray:
@@ -125,19 +148,32 @@ class SweepEnv(ArmEnv):
     are in ``env.unwrapped.state_names``.
 
     ## Rewards
-    Dense and shaped: ``-mean_i(d_i) - 0.1 * d_hand + 0.25 * n_in``, where ``d_i``
-    is the horizontal distance in metres from piece ``i``'s centre to the zone
-    rectangle (0 inside), ``d_hand`` the distance from the tool centre point to
-    the nearest piece still outside the zone (0 when none is) and ``n_in`` the
-    number of pieces inside the zone. The maximum, 1.0, is reached when every
-    piece is in the zone.
+    With ``d_i`` the horizontal distance in metres from piece ``i``'s centre to the
+    zone rectangle (0 inside), ``n_in`` the number of pieces inside the zone and
+    ``d_hand`` the distance from the tool centre point to the nearest piece still
+    outside the zone (0 when none is):
+
+    - v0: ``-mean_i(d_i) - 0.1 * d_hand + 0.25 * n_in``; the maximum, 1.0, when every
+      piece is in the zone. State PPO learned nothing from it in 500k steps (0%
+      success).
+    - v1: staged and bounded in [0, 7]: ``n_in`` (one per piece done), plus
+      ``1 - tanh(5 * d_push)`` (reach the next piece's push point; 1 when none is
+      left), plus ``2 * mean_i(1 - tanh(5 * d_i))`` (pieces moving toward the zone).
+      ``d_push`` is the distance from the tool centre point to the nearest push
+      point of a piece outside the zone: just behind the piece (toward the robot),
+      the tool's front face 1.2 cm from it, at the pushing height (tool 2 mm above
+      the table), off-centre along x by as much as the tool is wider than a piece.
+      Finishing a piece gains 1 and loses at most 1 of the reach term, so no state
+      pays more for holding a piece just short of the zone; the maximum, 7, is
+      reached exactly on success.
 
     ## Info
     ``instruction``; ``is_success`` (every piece's centre inside the zone);
     ``progress`` in [0, 1], the mean over pieces of each piece's progress (1 inside
     the zone, otherwise linear in ``d_i`` from its start value to 0);
     ``debris_in_zone`` (``n_in``), ``fraction_in_zone`` (``n_in / 4``),
-    ``zone_distance`` (``mean_i(d_i)``) and ``hand_distance`` (``d_hand``).
+    ``zone_distance`` (``mean_i(d_i)``) and ``hand_distance`` (``d_hand``); v1 adds
+    ``push_distance`` (``d_push``; 0 when every piece is in).
 
     ## Starting state
     The arm starts at a fixed home pose (a random one with ``randomize_start``) with
@@ -155,7 +191,7 @@ class SweepEnv(ArmEnv):
     obs_size=64, camera="front", render_size=224, render_camera="front",
     terminate_on_success=False, randomize_colors=True, randomize_textures=False,
     randomize_lighting=False, camera_jitter=0.0, randomize_start=False,
-    obs_mode="rgb")``.
+    obs_mode="rgb")`` (the same for ``"vmalign/Sweep-v1"``).
     ``embodiment`` is one of ``"gripper"``, ``"short_stick"``, ``"medium_stick"``,
     ``"long_stick"`` (anything else raises ``ValueError`` listing these); see
     :class:`envs.manipulation.arm.ArmEnv` for the others. Unknown keyword
@@ -165,6 +201,9 @@ class SweepEnv(ArmEnv):
     - v0: initial release; ``randomize_start``, the ``"side"`` camera and lists of
       ``render_camera`` added later (off by default, so episodes are unchanged);
       ``obs_mode`` added later (default ``"rgb"``: observations unchanged).
+    - v1 (:class:`SweepV1Env`): the staged, bounded v1 reward above. Observations,
+      success, ``progress``, ``info`` (plus ``push_distance``) and the dynamics are
+      as in v0; v0 stays registered and unchanged.
     """
 
     asset = "sweep.xml"
@@ -271,17 +310,34 @@ class SweepEnv(ArmEnv):
             hand_distance = 0.0
         progress = debris_progress(distances, self._start_distances)  # 1 inside
         zone_distance = float(distances.mean())
+        extras = {
+            "debris_in_zone": n_in,
+            "fraction_in_zone": n_in / NUM_DEBRIS,
+            "zone_distance": zone_distance,
+            "hand_distance": hand_distance,
+        }
+        if self.reward_version == 0:
+            reward = -zone_distance - HAND_WEIGHT * hand_distance + IN_ZONE_BONUS * n_in
+        else:
+            reward = self._staged_reward(debris, distances, inside, extras)
         return TaskStatus(
-            reward=-zone_distance - HAND_WEIGHT * hand_distance + IN_ZONE_BONUS * n_in,
+            reward=reward,
             is_success=n_in == NUM_DEBRIS,
             progress=float(progress.mean()),
-            extras={
-                "debris_in_zone": n_in,
-                "fraction_in_zone": n_in / NUM_DEBRIS,
-                "zone_distance": zone_distance,
-                "hand_distance": hand_distance,
-            },
+            extras=extras,
         )
+
+    def _staged_reward(self, debris: np.ndarray, distances: np.ndarray,
+                       inside: np.ndarray, extras: dict[str, Any]) -> float:
+        """The v1 reward; records ``push_distance`` in ``extras``."""
+        push = 0.0
+        if not inside.all():
+            push = push_distance(self.data.site_xpos[self._tcp_site], debris[~inside],
+                                 self._tool_half_width, self._tool_half_depth)
+        extras["push_distance"] = push
+        toward_zone = (1.0 - np.tanh(ZONE_SHARPNESS * distances)).mean()
+        return (float(inside.sum()) + 1.0 - float(np.tanh(REACH_SHARPNESS * push))
+                + ZONE_WEIGHT * float(toward_zone))
 
     # ------------------------------------------------------------- expert
     def expert_action(self) -> np.ndarray:
@@ -324,3 +380,11 @@ class SweepEnv(ArmEnv):
                 return self.move_toward(np.array([tcp[0], tcp[1], HOVER_HEIGHT]), grip=1.0)
             return self.move_toward(np.append(pre_push, HOVER_HEIGHT), grip=1.0)
         return self.move_toward(np.append(pre_push, PUSH_HEIGHT), grip=1.0)
+
+
+class SweepV1Env(SweepEnv):
+    """``vmalign/Sweep-v1``: :class:`SweepEnv` with the staged, bounded v1 reward; the
+    contract is :class:`SweepEnv`'s (its Rewards section and version history give
+    both versions)."""
+
+    reward_version = 1
