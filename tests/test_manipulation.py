@@ -432,9 +432,13 @@ def test_grasp_needs_both_finger_pads_on_the_cube():
     env.reset(seed=0)
     cube = unwrapped.model.body("cube").id
     assert not unwrapped.grasps(cube)  # open hand far above it
-    for _ in range(40):  # closed fingers pressed on top of the cube: one body, no grasp
-        env.step(unwrapped.move_toward(unwrapped.body_pos("cube") + (0, 0, 0.02), 1.0))
+    for _ in range(60):  # open fingers lowered around the cube: neither pad touches it
+        env.step(unwrapped.move_toward(unwrapped.body_pos("cube") + (0, 0, 0.006), -1.0))
+    assert np.linalg.norm(unwrapped.tcp - unwrapped.body_pos("cube")) < 0.02
     assert not unwrapped.grasps(cube)
+    for _ in range(10):  # closed on it: both pads touch it
+        env.step(unwrapped.move_toward(unwrapped.body_pos("cube") + (0, 0, 0.006), 1.0))
+    assert unwrapped.grasps(cube)
     stick = gym.make("vmalign/Sweep-v1", embodiment="long_stick").unwrapped
     stick.reset(seed=0)
     assert not stick.grasps(stick.model.body("debris0").id)  # no fingers at all
@@ -469,3 +473,17 @@ def test_v1_ranks_the_expert_above_stopping_short(env_id):
                 total += env.step(policy())[1]
         returns[name] = total
     assert returns["still"] < returns["short"] < returns["expert"]
+
+
+def test_sweep_push_distance_is_to_the_nearest_push_point():
+    from envs.manipulation.sweep import DEBRIS_HALF, PRE_PUSH_GAP, PUSH_HEIGHT, push_distance
+
+    pieces = np.array([[0.0, 0.0, DEBRIS_HALF], [0.2, -0.1, DEBRIS_HALF]])
+    behind = -DEBRIS_HALF - 0.012 - PRE_PUSH_GAP  # the gripper's half depth
+    at_first = np.array([0.0, behind, PUSH_HEIGHT])
+    assert push_distance(at_first, pieces, 0.012, 0.012) == pytest.approx(0.0, abs=1e-12)
+    assert push_distance(at_first + (0, 0, 0.05), pieces, 0.012, 0.012) == pytest.approx(0.05)
+    # A long stick (half width 0.13) may sit off-centre by 0.13 - 0.015 along x.
+    beside = at_first + (0.1, 0, 0)
+    assert push_distance(beside, pieces, 0.012, 0.012) == pytest.approx(0.1)
+    assert push_distance(beside, pieces, 0.13, 0.012) == pytest.approx(0.0, abs=1e-12)

@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rapl: ranked triplets of episodes (ranked by ground-truth return)")
     parser.add_argument("--demos", type=int, default=10, help="rapl: expert demonstrations kept")
     parser.add_argument("--compare-bt", action="store_true",
-                        help="rapl: also train the Bradley-Terry preference module (on RAPL's encoder) on the same "
-                             "triplets' pairs and report both on the held-out rollouts")
+                        help="rapl: also train the Bradley-Terry preference module, on RAPL's "
+                             "encoder, on the same triplets' pairs and report both on the "
+                             "held-out rollouts")
     parser.add_argument("--bt-frame-stride", type=int, default=5,
                         help="--compare-bt: keep every k-th frame of the paired episodes")
     parser.add_argument("--teacher", default="oracle",
