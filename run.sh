@@ -98,6 +98,19 @@ ensure_gl() {
     fi
 }
 
+ensure_browser() {
+    # The labelling page's browser test drives Debian's chromium (test tools may not
+    # download browsers). Installed as root with apt-get; otherwise the test says how.
+    command -v chromium >/dev/null || command -v chromium-browser >/dev/null && return 0
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+        say "installing chromium for the labelling page's browser test"
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+            || die "apt-get could not install chromium"
+    else
+        say "warning: chromium not found; the browser test will fail (sudo apt-get install chromium)"
+    fi
+}
+
 case "${1:-}" in
     "" | -h | --help | help)
         usage
@@ -116,7 +129,7 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 command="$1"
 shift
 case "$command" in
-    test) exec python -m pytest -m "not slow" -q "$@" ;;
-    test-all) exec python -m pytest -q "$@" ;;
+    test) ensure_browser; exec python -m pytest -m "not slow" -q "$@" ;;
+    test-all) ensure_browser; exec python -m pytest -q "$@" ;;
     *) exec "$command" "$@" ;;
 esac

@@ -28,7 +28,7 @@ import numpy as np
 
 import rewards
 from agents.evaluation.reward import evaluate, format_statistic
-from agents.labelling import label_round, refit
+from agents.labelling import label_round, labels_by_source, refit
 from agents.rollouts import Episode
 from rewards.preference import train_preference_reward
 from rewards.preference_store import PreferencePairs, PreferenceStore
@@ -75,7 +75,10 @@ def train_preference(
         metrics = refit(model, store, epochs, lr, seed=seed + round_index)
         log(f"  round {round_index + 1}/{rounds}: {len(store)} labels, "
             f"training accuracy {metrics.accuracy:.3f}")
-    summary = {"pairs_asked": asked, "labels_stored": len(store), "skipped": skipped,
+    if hasattr(teacher, "close"):
+        teacher.close()  # a person's labelling page
+    summary = {"pairs_asked": asked, "labels_stored": len(store),
+               "labels_by_source": labels_by_source(store), "skipped": skipped,
                "rounds": rounds, "query": query, "pairing": pairing, "segment": segment,
                "epochs": epochs, "lr": lr,
                "final_training_accuracy": None if metrics is None else metrics.accuracy,

@@ -9,6 +9,8 @@ at any instant afterwards or during a later append. A store is a folder::
     batches/pairs-00000042.npz  frames_a, frames_b: uint8 (n, T, H, W, 3), compressed
     index.jsonl               one JSON line per pair: its number, batch file, row,
                               label, source, instruction and meta
+    withdrawn.jsonl           (only once a label was taken back) one JSON line per
+                              withdrawn pair: its number, and why
 
 An append writes its batch file under a temporary name, fsyncs it and renames it
 into place (so a batch file is either whole or absent), then appends one index line
@@ -21,6 +23,11 @@ two writers never interleave; the kernel releases it when a writer dies.
 
 Labels are the probability that segment ``a`` is preferred: 1 (a preferred), 0 (b
 preferred), 0.5 (equally preferable), or a soft value between.
+
+A label can be taken back (:meth:`PreferenceStore.withdraw`: a person's "undo" on the
+labelling page). Nothing is deleted: the pair's number goes into ``withdrawn.jsonl``
+and every reader leaves the pair out from then on (``len``, ``records``, ``load``,
+``load_all`` count live pairs only), so the store stays append-only.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ FORMAT = "vmalign-preferences"
 VERSION = 1
 HEADER_FILE = "store.json"
 INDEX_FILE = "index.jsonl"
+WITHDRAWN_FILE = "withdrawn.jsonl"
 BATCH_FOLDER = "batches"
 
 
@@ -109,23 +117,55 @@ class PreferenceStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / BATCH_FOLDER).mkdir(exist_ok=True)
         self._index = self.folder / INDEX_FILE
-        self._records: list[dict[str, Any]] = []
+        self._withdrawn_file = self.folder / WITHDRAWN_FILE
+        self._records: list[dict[str, Any]] = []  # every appended pair, withdrawn ones too
         self._offset = 0  # bytes of the index read into _records (whole lines only)
+        self._withdrawn: set[int] = set()
+        self._live: list[dict[str, Any]] = []
         self._frame_shape = self._read_header()
         self._read_new_records()
 
     @property
     def frame_shape(self) -> tuple[int, ...] | None:
         """``(T, H, W, 3)`` of every stored segment; None while the store is empty."""
+        self._read_new_records()
         return self._frame_shape
 
     def __len__(self) -> int:
-        return len(self._records)
+        """The pairs stored and not withdrawn."""
+        self._read_new_records()
+        return len(self._live)
 
     def records(self) -> list[dict[str, Any]]:
-        """The index entries (number, label, source, instruction, meta) without frames."""
+        """The index entries (number, label, source, instruction, meta) without frames,
+        of the pairs not withdrawn, in the order they were appended."""
         self._read_new_records()
-        return [dict(record) for record in self._records]
+        return [dict(record) for record in self._live]
+
+    def withdraw(self, pair: int, meta: dict[str, Any] | None = None) -> None:
+        """Takes back the label of pair number ``pair`` (as :meth:`append` returned it,
+        or a record's ``"pair"``): durable when this returns, as an append is.
+
+        :param meta: JSON-serialisable facts kept with the withdrawal (who, when).
+        :raises ValueError: the pair does not exist or is withdrawn already.
+        """
+        line = json.dumps({"pair": int(pair), "meta": dict(meta or {})}, sort_keys=True) + "\n"
+        with open(self._index, "a+b") as index:
+            fcntl.flock(index.fileno(), fcntl.LOCK_EX)
+            self._read_new_records()
+            if not 0 <= int(pair) < len(self._records):
+                raise ValueError(f"pair {pair} does not exist: the store has pairs numbered "
+                                 f"0..{len(self._records) - 1}")
+            if int(pair) in self._withdrawn:
+                raise ValueError(f"pair {pair} is withdrawn already")
+            with open(self._withdrawn_file, "a+b") as withdrawn:
+                cut_torn_tail(withdrawn)
+                withdrawn.seek(0, os.SEEK_END)
+                withdrawn.write(line.encode())
+                withdrawn.flush()
+                os.fsync(withdrawn.fileno())
+            fsync_folder(self.folder)
+            self._read_new_records()
 
     def append(
         self,
@@ -203,14 +243,15 @@ class PreferenceStore:
     def load_all(self, sources: Sequence[str] | None = None) -> PreferencePairs:
         """Every stored pair (or those whose source is in ``sources``), in order."""
         self._read_new_records()
-        records = self._records
+        records = self._live
         if sources is not None:
             wanted = set(sources)
             records = [record for record in records if record["source"] in wanted]
         return self._load_records(records)
 
     def load(self, pairs: Sequence[int] | np.ndarray) -> PreferencePairs:
-        """The stored pairs numbered ``pairs`` (0 is the first appended), in that order.
+        """The stored pairs at positions ``pairs`` of :meth:`records` (0 is the first
+        appended; withdrawn pairs hold no position), in that order.
 
         Reads only the batches those pairs are in: an online loop that trains on a
         sample of a large store need not hold all of it in memory.
@@ -219,10 +260,10 @@ class PreferenceStore:
         numbers = np.asarray(pairs)
         if numbers.ndim != 1 or (numbers.size and not np.issubdtype(numbers.dtype, np.integer)):
             raise ValueError(f"pairs must be a 1-D sequence of pair numbers, got {pairs!r}")
-        if numbers.size and (numbers.min() < 0 or numbers.max() >= len(self._records)):
-            raise ValueError(f"pair numbers must lie in [0, {len(self._records)}): the store "
-                             f"holds {len(self._records)} pairs; got {numbers.min()}..{numbers.max()}")
-        return self._load_records([self._records[number] for number in numbers.tolist()])
+        if numbers.size and (numbers.min() < 0 or numbers.max() >= len(self._live)):
+            raise ValueError(f"pair numbers must lie in [0, {len(self._live)}): the store "
+                             f"holds {len(self._live)} pairs; got {numbers.min()}..{numbers.max()}")
+        return self._load_records([self._live[number] for number in numbers.tolist()])
 
     # -- internals -------------------------------------------------------------------
 
@@ -285,7 +326,31 @@ class PreferenceStore:
 
     def _read_new_records(self) -> None:
         """Parses whole index lines written since the last call; a torn last line (no
-        newline yet: a writer died, or is still writing) is left unread."""
+        newline yet: a writer died, or is still writing) is left unread. Then the
+        withdrawals, and which pairs are live."""
+        appended = len(self._records)
+        self._read_index()
+        if self._frame_shape is None and self._records:
+            self._frame_shape = self._read_header()  # another writer made the first append
+        withdrawn = self._read_withdrawn()
+        if len(self._records) != appended or withdrawn != self._withdrawn:
+            self._withdrawn = withdrawn
+            self._live = [r for r in self._records if r["pair"] not in withdrawn]
+
+    def _read_withdrawn(self) -> set[int]:
+        if not self._withdrawn_file.exists():
+            return set()
+        data = self._withdrawn_file.read_bytes()
+        withdrawn = set()
+        for line in data[:data.rfind(b"\n") + 1].splitlines():
+            try:
+                withdrawn.add(int(json.loads(line)["pair"]))
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
+                    ValueError) as error:
+                raise ValueError(f"{self._withdrawn_file} is corrupt: {error}") from error
+        return withdrawn
+
+    def _read_index(self) -> None:
         if not self._index.exists():
             return
         with open(self._index, "rb") as index:

@@ -219,3 +219,38 @@ def test_load_picks_pairs_by_number_in_the_order_asked(tmp_path):
         store.load([7])
     with pytest.raises(ValueError, match="1-D sequence of pair numbers"):
         store.load([[0, 1]])
+
+
+def test_a_withdrawn_label_leaves_every_reader_but_stays_on_disk(tmp_path):
+    folder = tmp_path / "prefs"
+    store = PreferenceStore(folder)
+    store.append(*make_pairs(0, 4), source="human")
+    store.withdraw(1, meta={"labeller": "ada"})
+    for reader in (store, PreferenceStore(folder)):  # this writer and a fresh reader
+        assert len(reader) == 3
+        assert [record["pair"] for record in reader.records()] == [0, 2, 3]
+        np.testing.assert_array_equal(reader.load_all().frames_a, make_pairs(0, 4)[0][[0, 2, 3]])
+        # Positions count live pairs: position 1 is now pair 2.
+        np.testing.assert_array_equal(reader.load([1]).frames_a, make_pairs(2, 1)[0])
+    # Appending after a withdrawal keeps numbering by append order.
+    assert store.append(*make_pairs(4, 1), source="human").tolist() == [4]
+    assert len(PreferenceStore(folder).load_all()) == 4
+    assert len((folder / INDEX_FILE).read_text().splitlines()) == 5  # nothing deleted
+
+
+def test_withdrawing_an_unknown_or_withdrawn_pair_is_refused(tmp_path):
+    store = PreferenceStore(tmp_path / "prefs")
+    store.append(*make_pairs(0, 2), source="human")
+    with pytest.raises(ValueError, match="pair 5 does not exist"):
+        store.withdraw(5)
+    store.withdraw(0)
+    with pytest.raises(ValueError, match="withdrawn already"):
+        store.withdraw(0)
+    assert len(store) == 1
+
+
+def test_a_reader_opened_empty_loads_what_another_writer_appended(tmp_path):
+    reader = PreferenceStore(tmp_path / "prefs")
+    PreferenceStore(tmp_path / "prefs").append(*make_pairs(0, 2), source="human")
+    assert reader.frame_shape == (3, 8, 8, 3)
+    check_pairs(reader.load_all(), 2)

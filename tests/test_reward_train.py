@@ -49,6 +49,8 @@ def test_reward_train_rejects_unknown_teacher(tmp_path, capsys):
     (["--env-arg", "obs_sise=64"], "obs_sise"),
     (["--reward-arg", "ensemble_size=abc"], "ensemble_size"),
     (["--policies", "expert", "clever"], "unknown policy 'clever'"),
+    (["--teacher", "human", "--teacher-arg", "wait=5"], "wait: Extra inputs"),
+    (["--teacher", "human", "--teacher-arg", "host=0.0.0.0"], "--allow-remote"),
 ])
 def test_reward_train_bad_input_leaves_nothing_on_disk(tmp_path, capsys, extra, message):
     out = tmp_path / "bad"
@@ -124,3 +126,19 @@ def test_bradley_terry_comparison_takes_only_registry_encoders():
     # RAPL's own CNN and CLIP towers are not the preference module's: its default.
     assert same_encoder_arguments({"encoder": "cnn", "encoder_channels": [16]}) == {}
     assert same_encoder_arguments({"encoder": "clip", "model": "ViT-B-32"}) == {}
+
+
+def test_reward_train_with_a_person_labelling_on_the_page(tmp_path):
+    from tests.test_labelling_human import Person
+
+    out = tmp_path / "run"
+    with Person(out):
+        code = main(["reward-train", "--env", "vmalign/Reach-v0", "--teacher", "human",
+                     "--teacher-arg", "serve=false", "--pairs", "12", "--query-batch", "6",
+                     "--policies", "expert", "random", "--episodes", "1",
+                     "--eval-episodes", "1", "--epochs", "1", "--render-size", "32",
+                     "--reward-arg", "ensemble_size=1", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["labels_by_source"] == {"human": 12}
+    assert report["training"]["pairs_asked"] == 12

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                 "eval, summary"),
     "eval": ("agents.cli.eval", "success rate, best/worst episode videos and learning curve "
                                 "of a run"),
+    "label": ("agents.cli.label", "serve the labelling page for a run's pending preference "
+                                  "queries"),
     "preview": ("agents.cli.preview", "render every environment's scripted expert to videos"),
     "reward-eval": ("agents.cli.reward_eval", "judge a reward module against task progress"),
     "reward-train": ("agents.cli.reward_train", "train a learned reward from a teacher and an "

@@ -10,8 +10,10 @@ held-out rollouts with other seeds (``OUT/report.json``, as ``vmalign reward-eva
 
 Teachers: ``oracle``, ``stochastic``, ``myopic``, ``skip``, ``equal`` and
 ``mistake`` (B-Pref's simulated ones, on the ground-truth reward; ``--teacher-arg
-beta=10`` and so on), or ``clip`` (zero-shot CLIP scores, RL-VLM-F style;
-``--teacher-arg`` then goes to the CLIP module).
+beta=10`` and so on), ``clip`` (zero-shot CLIP scores, RL-VLM-F style;
+``--teacher-arg`` then goes to the CLIP module), or ``human``: each round's pairs wait
+in ``OUT/pending`` for a person on the labelling page, whose URL is printed
+(``--teacher-arg wait_seconds=600``, ``port=8765``; see docs/labelling.md).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bt-frame-stride", type=int, default=5,
                         help="--compare-bt: keep every k-th frame of the paired episodes")
     parser.add_argument("--teacher", default="oracle",
-                        help="oracle, stochastic, myopic, skip, equal, mistake, or clip")
+                        help="oracle, stochastic, myopic, skip, equal, mistake, clip, or human "
+                             "(a person labels in the browser)")
     parser.add_argument("--teacher-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="teacher parameter (repeatable), e.g. beta=10 or eps_mistake=0.1")
+                        help="teacher parameter (repeatable), e.g. beta=10, eps_mistake=0.1, "
+                             "or for human wait_seconds=600, port=8765")
     parser.add_argument("--reward-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="reward module architecture argument, e.g. ensemble_size=5")
     parser.add_argument("--pairs", type=int, default=500, help="label budget (pairs asked)")
@@ -89,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         parse_policy(policy)
     check_episode_count("--eval-episodes", args.eval_episodes, args.policies)
     teacher_params = parse_key_values(args.teacher_arg)
+    if args.teacher == "human":
+        from agents.labelling.human import check_settings
+
+        check_settings(teacher_params)  # a bad --teacher-arg fails before rollouts
     model_kwargs = parse_key_values(args.reward_arg)
     rewards.make(args.reward, **model_kwargs)  # a bad --reward-arg fails before any rollout
     env_kwargs = parse_key_values(args.env_arg, what="--env-arg")

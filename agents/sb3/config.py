@@ -125,9 +125,11 @@ class PreferenceSettings(Section):
 
     enabled: bool = True
     teacher: str = "oracle"
-    """A B-Pref simulated teacher (``rewards.teachers.TEACHER_PRESETS``) or ``clip``."""
+    """A B-Pref simulated teacher (``rewards.teachers.TEACHER_PRESETS``), ``clip``, or
+    ``human`` (a person on the labelling page, :mod:`agents.labelling.human`)."""
     teacher_kwargs: dict[str, Any] = {}
-    """e.g. ``{beta: 10}`` or ``{eps_mistake: 0.1}``."""
+    """e.g. ``{beta: 10}`` or ``{eps_mistake: 0.1}``; for ``human``
+    ``{wait_seconds: 600, port: 8765}`` (``HumanTeacherSettings``)."""
     total_queries: at_least(0) = 500
     """The label budget (pairs asked, skipped ones included)."""
     initial_queries: at_least(0) = 100
@@ -160,7 +162,7 @@ class PreferenceSettings(Section):
         # Here, not at the top: the rewards package loads torch (1.5 s).
         from rewards.teachers import TEACHER_PRESETS
 
-        teachers = [*TEACHER_PRESETS, "clip"]
+        teachers = [*TEACHER_PRESETS, "clip", "human"]
         if teacher not in teachers:
             raise ValueError(f"{teacher!r} is not allowed; choose one of {teachers}")
         return teacher
@@ -169,6 +171,10 @@ class PreferenceSettings(Section):
     def _consistent(self) -> PreferenceSettings:
         from rewards.preference_store import HEADER_FILE  # the rewards package loads torch
 
+        if self.teacher == "human":
+            from agents.labelling.human import check_settings
+
+            check_settings(self.teacher_kwargs)  # bad keys fail before the run folder exists
         if self.buffer_steps <= self.segment:
             raise ValueError(f"buffer_steps ({self.buffer_steps}) must be more than segment "
                              f"({self.segment})")

@@ -44,6 +44,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.labelling import label_round, make_teacher, refit
+from agents.labelling.pending import PendingQueue, pending_folder
 from agents.rollouts import Episode
 from agents.sb3.config import PreferenceSettings
 from agents.sb3.reward_wrappers import VecRewardWrapper, score_in_batches
@@ -88,17 +89,21 @@ class _EnvHistory:
 
 def store_schedule(store: PreferenceStore) -> tuple[int, int, int | None]:
     """(pairs asked, rounds, step of the last round) recorded in ``store``: one batch
-    per round; labels imported from ``initial_labels`` count in none of them."""
+    per round; labels imported from ``initial_labels`` count in none of them. A
+    person's rounds (one batch per click) are read from the pending queue beside the
+    store instead: each closed round counts the pairs answered in it."""
     batches: dict[str, tuple[int, int | None]] = {}
     for record in store.records():
         meta = record.get("meta", {})
-        if IMPORTED not in meta:
+        if IMPORTED not in meta and "pending_round" not in meta:
             step = meta.get("step")
             batches[record["batch"]] = (int(meta.get("asked", 1)),
                                         None if step is None else int(step))
-    steps = [step for _asked, step in batches.values() if step is not None]
-    return (sum(asked for asked, _step in batches.values()), len(batches),
-            max(steps) if steps else None)
+    rounds = list(batches.values())
+    if pending_folder(store).is_dir():
+        rounds += PendingQueue(store).answered_in_closed_rounds()
+    steps = [step for _asked, step in rounds if step is not None]
+    return (sum(asked for asked, _step in rounds), len(rounds), max(steps) if steps else None)
 
 
 def import_labels(store: PreferenceStore, folder: str | Path,
@@ -186,9 +191,26 @@ class PreferenceLoop(BaseCallback):
                 "last_accuracy": self.last_accuracy}
 
     def _on_training_start(self) -> None:
-        if len(self.store) > self.labels_trained:
+        if self._open_human_round() is not None:
+            # Killed while a person labelled: wait for that same round's pairs first.
+            step = PendingQueue(self.store).header(self._open_human_round())["meta"].get("step")
+            self._ask(self.settings.queries_per_round, self.settings.query)
+            if step is not None:
+                self.next_round_at = max(self.next_round_at,
+                                         int(step) + self.settings.update_every)
+        elif len(self.store) > self.labels_trained:
             # Labels written after the checkpoint this run resumed from: train on them.
             self._refit(self.rounds)
+
+    def _on_training_end(self) -> None:
+        if hasattr(self.teacher, "close"):
+            self.teacher.close()  # the labelling page's server
+
+    def _open_human_round(self) -> int | None:
+        """A person's round posted before a restart and still open, if any."""
+        if self.settings.teacher != "human" or not pending_folder(self.store).is_dir():
+            return None
+        return PendingQueue(self.store).open_round()
 
     def _on_rollout_start(self) -> None:
         self._rollout_frames: list[np.ndarray] = []
@@ -247,7 +269,7 @@ class PreferenceLoop(BaseCallback):
         # A same-episode pair needs two different starts: one step more than a segment.
         shortest = settings.segment + 1 if settings.pairing == "same_episode" else settings.segment
         episodes = [e for history in self.histories for e in history.episodes(shortest)]
-        if not episodes:
+        if not episodes and self._open_human_round() is None:
             return False
         if self.teacher is None:
             self.teacher = make_teacher(settings.teacher, settings.teacher_kwargs, episodes,
@@ -255,7 +277,9 @@ class PreferenceLoop(BaseCallback):
         result = label_round(episodes, count, method, self.reward, self.teacher, self.store,
                              np.random.default_rng(self.seed + self.rounds), settings.segment,
                              settings.pool_factor, settings.pairing,
-                             meta={"round": self.rounds, "step": int(self.num_timesteps)})
+                             meta={"round": self.rounds, "step": int(self.num_timesteps),
+                                   "budget": settings.total_queries,
+                                   "asked_before": self.asked})
         self.asked += result.asked
         self.rounds += 1
         self._refit(self.rounds)

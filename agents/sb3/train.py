@@ -33,6 +33,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 import rewards
 from agents.checkpoint import Checkpoint, latest_checkpoint
+from agents.labelling import labels_by_source
 from agents.logs import PROGRESS_FILE, AppendingCSV, truncate_log
 from agents.runs import Checked
 from agents.sb3 import checkpoint as ckpt
@@ -203,6 +204,7 @@ def _summary(config: SB3Config, model: BaseAlgorithm, start: int, seconds: float
     }
     if loop is not None:
         summary.update(queries_asked=loop.asked, labels=len(loop.store),
+                       labels_by_source=labels_by_source(loop.store),
                        reward_training_accuracy=loop.last_accuracy)
     return summary
 

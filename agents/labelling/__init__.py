@@ -8,8 +8,10 @@ what it answered (a skipped pair is NaN), appends the kept labels durably to a
 online loop during PPO (:mod:`agents.sb3.preference_loop`) both run it.
 
 Teachers: the B-Pref simulated ones (``oracle``, ``stochastic``, ``myopic``,
-``skip``, ``equal``, ``mistake``), which read the ground-truth reward, and ``clip``,
-which labels by zero-shot CLIP scores (RL-VLM-F style).
+``skip``, ``equal``, ``mistake``), which read the ground-truth reward; ``clip``,
+which labels by zero-shot CLIP scores (RL-VLM-F style); and ``human``, a person on
+the labelling page (:mod:`agents.labelling.human`), whose labels reach the store one
+click at a time while the round waits.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from rewards.teachers import TEACHER_PRESETS, segment_margin
 from rewards.teachers import make_teacher as make_simulated_teacher
 from rewards.vlm_teacher import ClipTeacher
 
-TEACHERS = (*TEACHER_PRESETS, "clip")
+TEACHERS = (*TEACHER_PRESETS, "clip", "human")
 """Every teacher name a round accepts."""
 
 
@@ -44,6 +46,10 @@ def make_teacher(name: str, params: dict[str, Any], episodes: Sequence[Any], seg
     episodes' returns (anything with ``env_rewards``), as B-Pref scales them."""
     check_teacher_name(name)
     params = dict(params)
+    if name == "human":
+        from agents.labelling.human import HumanTeacher, check_settings
+
+        return HumanTeacher(check_settings(params))
     if name == "clip":
         tie_threshold = params.pop("tie_threshold", 0.0)
         return ClipTeacher(rewards.make("clip", **params), tie_threshold=tie_threshold)
@@ -61,6 +67,8 @@ class RoundResult:
 
     asked: int
     kept: int
+    resumed: bool = False
+    """A person's round posted before a restart and waited for again (not asked anew)."""
 
     @property
     def skipped(self) -> int:
@@ -80,8 +88,16 @@ def label_round(episodes: Sequence[Any], count: int, method: str, model: Any, te
     :param meta: facts recorded with the batch (round, step, ...); ``asked``,
         ``query`` and ``pairing`` are added.
     """
-    queries = draw_queries(episodes, count, pool_factor * count, segment, method, model, rng,
-                           pairing)
+    def draw() -> Any:
+        return draw_queries(episodes, count, pool_factor * count, segment, method, model, rng,
+                            pairing)
+
+    if hasattr(teacher, "collect"):
+        # A person: the page stores each label as it is given; the round waits for them.
+        collected = teacher.collect(draw, store, {**meta, "query": method, "pairing": pairing})
+        return RoundResult(asked=collected.asked, kept=collected.kept,
+                           resumed=collected.resumed)
+    queries = draw()
     labels = np.asarray(teacher.label_pairs(queries), np.float32)
     keep = ~np.isnan(labels)
     kept = queries.subset(np.flatnonzero(keep))
@@ -90,6 +106,14 @@ def label_round(episodes: Sequence[Any], count: int, method: str, model: Any, te
                  instructions=kept.instructions,
                  meta={**meta, "asked": int(count), "query": method, "pairing": pairing})
     return RoundResult(asked=int(count), kept=int(keep.sum()))
+
+
+def labels_by_source(store: PreferenceStore) -> dict[str, int]:
+    """How many of the store's labels each teacher gave (``{"human": 50}``)."""
+    counts: dict[str, int] = {}
+    for record in store.records():
+        counts[record["source"]] = counts.get(record["source"], 0) + 1
+    return counts
 
 
 def round_training_pairs(total: int, new_from: int, limit: int | None,
