@@ -80,8 +80,8 @@ def test_a_person_labels_with_the_keyboard_and_undoes(tmp_path, browser):
         showing(3)
         page.keyboard.press("2")           # pair 3: right
         showing(4)
-        page.wait_for_function(
-            "document.getElementById('progress').textContent.includes('4 of 5 answered')")
+        # Selectors, not wait_for_function: the page's CSP forbids evaluating strings.
+        page.wait_for_selector("#progress:has-text('4 of 5 answered')")
         assert "44 of 500" in page.inner_text("#progress")
         page.screenshot(path=str(tmp_path / "labelling-page.png"))
         if os.environ.get("VMALIGN_SCREENSHOT"):
