@@ -68,7 +68,10 @@ async function next() {
     setTimeout(() => next().catch(report), 1500);
     return;
   }
-  const pair = state.pair;
+  await show(state.pair);
+}
+
+async function show(pair) {
   const loaded = await Promise.all([clip(pair, "a"), clip(pair, "b")]);
   current = pair;
   strips = loaded;
@@ -127,15 +130,7 @@ async function undo() {
     $("message").textContent = `Undone: pair ${pair.query} of round ${pair.round} is back.`;
     const state = await (await api(`/api/state?client=${CLIENT}`)).json();
     showProgress(state.progress);
-    current = pair;
-    strips = await Promise.all([clip(pair, "a"), clip(pair, "b")]);
-    frame = 0;
-    $("instruction").textContent = pair.instruction || "(no instruction)";
-    $("waiting").hidden = true;
-    $("pair").hidden = false;
-    $("pair").dataset.round = pair.round;
-    $("pair").dataset.query = pair.query;
-    draw();
+    await show(pair);
   } catch (error) {
     report(error);
   }
