@@ -223,3 +223,17 @@ def test_the_teacher_serves_the_page_and_stops_it(tmp_path):
     teacher.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=2)
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--host", "0.0.0.0"], "--allow-remote"), (["--port", "70000"], "port"),
+    (["--labeller", "../x"], "labeller name"),
+])
+def test_vmalign_label_refuses_bad_arguments_before_serving(tmp_path, capsys, arguments, words):
+    from agents.cli import main
+
+    posted_queue(tmp_path, count=1)
+    assert main(["label", str(tmp_path), *arguments]) == 2
+    assert words in capsys.readouterr().err
+    assert main(["label", str(tmp_path / "missing")]) == 2
+    assert "no pending/ folder" in capsys.readouterr().err

@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from agents.labelling.human import HumanTeacherSettings
+from agents.labelling.human import check_settings
 from agents.labelling.pending import PENDING, PendingQueue, check_labeller
 from agents.sb3.preference_loop import PREFERENCES
 from rewards.preference_store import PreferenceStore
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{folder} has no {PENDING}/ folder: give the folder of a "
                                 f"run (or reward-train output) whose teacher is human; its "
                                 f"pending pairs appear there once the trainer asks a round")
-    HumanTeacherSettings(host=args.host, port=args.port, allow_remote=args.allow_remote)
+    check_settings({"host": args.host, "port": args.port, "allow_remote": args.allow_remote})
     if args.labeller is not None:
         check_labeller(args.labeller)
     token = os.environ.get(TOKEN_VARIABLE) or None
