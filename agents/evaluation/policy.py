@@ -32,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 import envs  # noqa: F401  (registers the ids)
 from agents.checkpoint import (CHECKPOINTS, Checkpoint, checkpoint_folder, latest_checkpoint,
@@ -48,6 +48,7 @@ from agents.sb3.checkpoint import load_policy_weights
 from agents.sb3.config import SB3Config
 from agents.sb3.reward_wrappers import score_in_batches
 from agents.sb3.train import build_model
+from agents.sb3.vector import observation_layers
 from rewards.base import RewardModel
 from rewards.device import get_device
 
@@ -184,9 +185,9 @@ def play(config: SB3Config, restored: Checkpoint, seeds: list[int], video_size: 
     source = _learned_source(config, reward, restored, video_size, notes)
     env, frame_size = _make_env(config, video_size, notes)
     recorder = EpisodeRecorder(env, observations=source == "observation")
-    venv: Any = DummyVecEnv([lambda: recorder])
-    if config.hyperparams.frame_stack > 1:
-        venv = VecFrameStack(venv, config.hyperparams.frame_stack)
+    venv: Any = observation_layers(DummyVecEnv([lambda: recorder]),
+                                   config.hyperparams.frozen_encoder,
+                                   config.hyperparams.frame_stack)
     played: list[Episode] = []
     learned: list[np.ndarray] = []
     try:

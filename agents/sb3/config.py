@@ -263,6 +263,10 @@ class SB3Hyperparams(Section):
     """Total environment steps to train for (required)."""
     frame_stack: at_least(1) = 1
     """Stack this many observations (1: none)."""
+    frozen_encoder: str | None = None
+    """A :mod:`rewards.encoders` name (e.g. ``efficientnet_lite0``): image observations
+    become that frozen encoder's features, computed once per env step, and the policy
+    (``MlpPolicy``) reads them (:mod:`agents.sb3.frozen_features`)."""
     normalize: Annotated[NormalizeSettings, BeforeValidator(_switch("norm_reward"))] = \
         NormalizeSettings(norm_reward=False)
     """true: scale rewards by a running std of the discounted return (VecNormalize,
@@ -395,6 +399,18 @@ class SB3Config(EnvFields, RewardFields, RunConfig):
                 and self.reward != "preference":
             raise ValueError(f"a 'preference' section needs reward: preference (got reward: "
                              f"{self.reward})")
+        frozen = self.hyperparams.frozen_encoder
+        if frozen is not None:
+            from rewards.encoders import check_encoder_name  # the rewards package loads torch
+
+            check_encoder_name(frozen)
+            if getattr(self.hyperparams, "policy", None) != "MlpPolicy":
+                raise ValueError("hyperparams.frozen_encoder makes the observations feature "
+                                 "vectors: set hyperparams.policy: MlpPolicy")
+            if self.env_kwargs.get("obs_mode", "rgb") != "rgb":
+                raise ValueError(f"hyperparams.frozen_encoder encodes image observations; "
+                                 f"env_kwargs.obs_mode is {self.env_kwargs['obs_mode']!r} "
+                                 f"(use rgb)")
         if self.hyperparams.normalize_arguments() and self.rewards_whole_episodes():
             raise ValueError(f"hyperparams.normalize does not apply to the {self.reward} "
                              f"reward: it rewrites whole episodes in the rollout buffer "

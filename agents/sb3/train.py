@@ -124,7 +124,8 @@ def train(config: SB3Config, run_dir: Path, resume: bool, checked: Checked,
     venv, layer = make_training_env(
         config.env, config.env_kwargs, reward, hyper.n_envs, seed=config.seed + start,
         reward_frames=config.reward_frames, vec_env=config.vec_env,
-        frame_stack=hyper.frame_stack, keep_frames=settings is not None)
+        frame_stack=hyper.frame_stack, keep_frames=settings is not None,
+        frozen_encoder=hyper.frozen_encoder)
     normalize = hyper.normalize_arguments() is not None
     if normalize:
         venv = normalize_rewards(config, venv)

@@ -3,8 +3,9 @@
 Layers, inside out: ``gym.make(env, **env_kwargs)`` -> SB3 ``Monitor`` (episode
 return and length of the env's own reward: the ground truth) -> :class:`FrameInInfo`
 (when the reward module or the preference loop needs the rendered frame) ->
-``DummyVecEnv`` or ``SubprocVecEnv`` -> the reward layer -> ``VecFrameStack``
-(``frame_stack`` > 1). SB3 adds ``VecTransposeImage`` for the CNN policy.
+``DummyVecEnv`` or ``SubprocVecEnv`` -> the reward layer -> the observation layers
+(:func:`observation_layers`: ``frozen_encoder`` features, then ``VecFrameStack`` when
+``frame_stack`` > 1). SB3 adds ``VecTransposeImage`` for the CNN policy.
 
 The reward layer is :class:`~agents.sb3.reward_wrappers.VecRewardWrapper` for modules that
 score single steps, or :class:`~agents.sb3.relabel.VecFrameRecorder` for modules that
@@ -21,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import envs  # noqa: F401  (registers the ids)
 from agents.runs import needs_rendered_frames
+from agents.sb3.frozen_features import VecFrozenFeatures
 from agents.sb3.relabel import VecFrameRecorder
 from agents.sb3.reward_wrappers import FrameInInfo, VecRewardWrapper
 from rewards.base import RewardModel
@@ -29,6 +31,7 @@ from rewards.base import RewardModel
 def make_training_env(env_id: str, env_kwargs: dict[str, Any], reward: RewardModel, n_envs: int,
                       seed: int, reward_frames: str = "render", vec_env: str = "dummy",
                       frame_stack: int = 1, keep_frames: bool = False,
+                      frozen_encoder: str | None = None,
                       ) -> tuple[VecEnv, VecRewardWrapper | VecFrameRecorder]:
     """The wrapped vector env, and its reward layer (which holds each step's frames).
 
@@ -51,7 +54,14 @@ def make_training_env(env_id: str, env_kwargs: dict[str, Any], reward: RewardMod
         layer: VecRewardWrapper | VecFrameRecorder = VecFrameRecorder(venv, frames=frames)
     else:
         layer = VecRewardWrapper(venv, reward, frames=frames, keep_frames=keep_frames)
-    wrapped: VecEnv = layer
+    return observation_layers(layer, frozen_encoder, frame_stack), layer
+
+
+def observation_layers(venv: VecEnv, frozen_encoder: str | None, frame_stack: int) -> VecEnv:
+    """What the policy reads, as training and evaluation both build it: a frozen
+    encoder's features (:mod:`agents.sb3.frozen_features`), then stacked steps."""
+    if frozen_encoder is not None:
+        venv = VecFrozenFeatures(venv, frozen_encoder)
     if frame_stack > 1:
-        wrapped = VecFrameStack(wrapped, frame_stack)
-    return wrapped, layer
+        venv = VecFrameStack(venv, frame_stack)
+    return venv
