@@ -23,7 +23,7 @@ from typing import Any
 
 from agents.config import RunConfig
 from agents.sb3.config import PPOConfig, SACConfig
-from agents.vla.config import VLABCConfig, VLADPOConfig, VLAPPOConfig
+from agents.vla.config import VLABCConfig, VLADPOConfig, VLAGRPOConfig, VLAPPOConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,8 @@ ALGORITHMS: dict[str, Algorithm] = {
                          "agents.vla.evaluate:evaluate", "environment steps"),
     "vla-dpo": Algorithm(VLADPOConfig, "agents.vla.dpo:train",
                          "agents.vla.evaluate:evaluate", "epochs"),
+    "vla-grpo": Algorithm(VLAGRPOConfig, "agents.vla.grpo:train",
+                          "agents.vla.evaluate:evaluate", "iterations"),
 }
 """name -> :class:`Algorithm`: the one place algorithm names are written."""
 

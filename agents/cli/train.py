@@ -1,8 +1,8 @@
 """Train an agent against any env and reward module, from a config.
 
 ``vmalign train --config reach_preference [key=value ...]`` trains the config's
-``algo`` (default ``ppo``: stable-baselines3 PPO; ``vla-bc``, ``vla-ppo``,
-``vla-dpo``: the VLA policy) and writes to the run folder:
+``algo`` (default ``ppo``: stable-baselines3 PPO, or ``sac``; ``vla-bc``, ``vla-ppo``,
+``vla-grpo``, ``vla-dpo``: the VLA policy) and writes to the run folder:
 
 - ``config.yaml``: the resolved config (what ``--resume`` and ``vmalign eval`` read);
 - ``progress.csv`` and TensorBoard event files (``tensorboard --logdir RUN``);

@@ -225,6 +225,37 @@ class VLAPPOConfig(RewardFields, FineTuningConfig):
         return f"{super().run_name()}-{self.reward}"
 
 
+class VLAGRPOSettings(Section):
+    """``grpo:``: group-relative policy optimisation (:mod:`agents.vla.grpo`)."""
+
+    iterations: at_least(1) = 50
+    """Rounds of (play the groups, update)."""
+    groups: at_least(1) = 8
+    """Start states per iteration."""
+    group_size: at_least(2) = 8
+    """Sampled rollouts from each start state."""
+    n_epochs: at_least(1) = 2
+    batch_size: at_least(1) = 256
+    """Steps per minibatch."""
+    lr: Positive = 1.0e-5
+    clip_range: Positive = 0.2
+    kl_coef: NonNegative = 0.0
+    """Weight of KL(policy || vla.init) (0: no reference model is loaded)."""
+    ent_coef: NonNegative = 0.0
+    max_grad_norm: NonNegative = 1.0
+    parallel: at_least(1) = 16
+    """Envs stepped in lockstep while playing (one batched policy call per step)."""
+
+
+class VLAGRPOConfig(FineTuningConfig):
+    """``algo: vla-grpo``: GRPO on the env's own reward from a saved VLA policy."""
+
+    algo: Literal["vla-grpo"] = "vla-grpo"
+    grpo: VLAGRPOSettings = Field(default_factory=VLAGRPOSettings)
+
+    LENGTH_KEY: ClassVar[str] = "grpo.iterations"
+
+
 class DPOSettings(Section):
     """``dpo:``: trajectory-wise DPO (:mod:`agents.vla.dpo`)."""
 

@@ -1,0 +1,202 @@
+"""``algo: vla-grpo``: group-relative policy optimisation of a (behaviour-cloned) VLA
+policy, in the CleanRL style: one loop, read top to bottom.
+
+GRPO (Shao et al. 2024, DeepSeekMath; SimpleVLA-RL and RL4VLA for VLAs) needs no
+critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
+
+1. **Groups.** ``grpo.groups`` start states (env seeds ``seed + iteration * groups
+   + g``, never repeated across iterations), ``grpo.group_size`` rollouts from each,
+   actions sampled (:func:`agents.vla.rollout.rollout_episodes`).
+2. **Advantages** (:func:`group_advantages`): a rollout's ground-truth return minus
+   its group's mean, divided by the group's standard deviation (plus ``1e-6``); every
+   step of the rollout gets its rollout's advantage. A group whose rollouts all
+   return the same has nothing to compare and gets zeros.
+3. **Update** (:func:`grpo_update`): ``grpo.n_epochs`` passes over the steps in
+   minibatches of ``grpo.batch_size``, PPO's clipped ratio against the
+   log-probabilities the rollouts were sampled with, plus ``grpo.kl_coef`` times an
+   unbiased estimate of KL(policy || reference) (Schulman's k3,
+   ``exp(ref - logp) - (ref - logp) - 1``) to the starting policy ``vla.init``.
+
+A checkpoint after every ``checkpoint_every`` iterations (policy, optimizer, RNG
+states); ``--resume`` continues from the last one with the next iteration's start
+states. The reward is the env's own (ground truth): a group's returns must be
+comparable, which a learned reward's are only if its scale stays put.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.rollouts import Episode
+from agents.runs import Checked
+from agents.vla import runs
+from agents.vla.config import VLAGRPOConfig, VLAGRPOSettings
+from agents.vla.model import ActionSpec, VLAPolicy
+from agents.vla.rollout import rollout_episodes, success_rate
+
+
+def group_advantages(returns: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """``(R - mean_g R) / (std_g R + eps)`` for returns of shape (groups, group_size);
+    zeros for a group whose returns are all equal (population standard deviation)."""
+    returns = np.asarray(returns, np.float64)
+    if returns.ndim != 2 or returns.shape[1] < 2:
+        raise ValueError(f"returns must be (groups, group_size >= 2), got {returns.shape}")
+    centred = returns - returns.mean(axis=1, keepdims=True)
+    spread = returns.std(axis=1, keepdims=True)
+    return np.where(spread > 0, centred / (spread + eps), 0.0).astype(np.float32)
+
+
+def kl_estimate(log_prob: torch.Tensor, reference_log_prob: torch.Tensor) -> torch.Tensor:
+    """Per-step k3 estimate of KL(policy || reference) from the policy's samples:
+    non-negative, unbiased, zero where the two agree."""
+    difference = reference_log_prob - log_prob
+    return difference.exp() - difference - 1
+
+
+def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
+                spec: ActionSpec) -> list[list[Episode]]:
+    """The iteration's groups: ``group_size`` sampled rollouts from each start state."""
+    s = config.grpo
+    first = config.seed + iteration * s.groups
+    seeds = [first + g for g in range(s.groups) for _ in range(s.group_size)]
+    generator = torch.Generator(device=policy.device).manual_seed(config.seed * 7919 + iteration)
+    played = rollout_episodes(policy, config.env, config.env_kwargs, seeds, deterministic=False,
+                              parallel=s.parallel, keep_trajectories=True, generator=generator)
+    return [played[g * s.group_size:(g + 1) * s.group_size] for g in range(s.groups)]
+
+
+def step_batch(policy: VLAPolicy, groups: list[list[Episode]], advantages: np.ndarray,
+               spec: ActionSpec) -> dict[str, Any]:
+    """Every step of every rollout, flat: images, instructions, action indices, masks,
+    and the rollout's advantage on each of its steps."""
+    episodes = [e for group in groups for e in group]
+    flat_advantages = advantages.reshape(-1)
+    images = np.concatenate([e.observations for e in episodes])
+    masks = [e.action_masks for e in episodes]
+    return {
+        "images": torch.from_numpy(images),
+        "texts": [e.instruction for e in episodes for _ in range(len(e))],
+        "indices": torch.as_tensor(np.concatenate([e.action_indices for e in episodes]),
+                                   device=policy.device),
+        "masks": None if masks[0] is None else torch.as_tensor(np.concatenate(masks),
+                                                               device=policy.device),
+        "advantages": torch.as_tensor(np.concatenate(
+            [np.full(len(e), a, np.float32) for e, a in zip(episodes, flat_advantages)]),
+            device=policy.device),
+    }
+
+
+def log_probs(policy: VLAPolicy, batch: dict[str, Any], rows: torch.Tensor,
+              spec: ActionSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the recorded actions at ``rows``, and the entropies."""
+    texts = [batch["texts"][i] for i in rows.tolist()]
+    features = policy.features(policy.preprocess(batch["images"][rows]),
+                               policy.tokenize(texts), texts).float()
+    masks = None if batch["masks"] is None else batch["masks"][rows]
+    dist = policy.distribution(features, spec, masks)
+    return dist.log_prob(batch["indices"][rows]), dist.entropy()
+
+
+@torch.no_grad()
+def all_log_probs(policy: VLAPolicy, batch: dict[str, Any], spec: ActionSpec,
+                  chunk: int = 256) -> torch.Tensor:
+    """Log-probabilities of every recorded action under ``policy``, without gradients."""
+    was_training = policy.training
+    policy.eval()
+    total = len(batch["texts"])
+    values = [log_probs(policy, batch, torch.arange(begin, min(begin + chunk, total)), spec)[0]
+              for begin in range(0, total, chunk)]
+    policy.train(was_training)
+    return torch.cat(values)
+
+
+def grpo_update(policy: VLAPolicy, reference: VLAPolicy | None,
+                optimizer: torch.optim.Optimizer, batch: dict[str, Any], spec: ActionSpec,
+                s: VLAGRPOSettings, generator: torch.Generator) -> dict[str, list[float]]:
+    """``s.n_epochs`` passes of the clipped group-relative objective; per-minibatch
+    statistics."""
+    old = all_log_probs(policy, batch, spec)
+    ref = all_log_probs(reference, batch, spec) if reference is not None else None
+    stats: dict[str, list[float]] = {"policy_loss": [], "kl": [], "clip_fraction": [],
+                                     "entropy": []}
+    policy.train()
+    total = len(batch["texts"])
+    for _ in range(s.n_epochs):
+        order = torch.randperm(total, generator=generator)
+        for begin in range(0, total, s.batch_size):
+            rows = order[begin:begin + s.batch_size]
+            new, entropy = log_probs(policy, batch, rows, spec)
+            ratio = (new - old[rows]).exp()
+            advantage = batch["advantages"][rows]
+            clipped = ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
+            policy_loss = -torch.min(ratio * advantage, clipped * advantage).mean()
+            loss = policy_loss - s.ent_coef * entropy.mean()
+            if ref is not None:
+                kl = kl_estimate(new, ref[rows]).mean()
+                loss = loss + s.kl_coef * kl
+                stats["kl"].append(float(kl.detach()))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
+            optimizer.step()
+            stats["policy_loss"].append(float(policy_loss.detach()))
+            stats["entropy"].append(float(entropy.mean().detach()))
+            stats["clip_fraction"].append(float(((ratio - 1).abs() > s.clip_range)
+                                                .float().mean()))
+    return stats
+
+
+def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
+          progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
+    s, device = config.grpo, checked.device
+    policy = runs.build_policy(config, device)
+    reference = (VLAPolicy.load(config.vla.init, device=device).eval().requires_grad_(False)
+                 if s.kl_coef > 0 else None)
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
+    start, _trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    env = gym.make(config.env, **config.env_kwargs)
+    spec = ActionSpec.of(env.action_space)
+    env.close()
+    logger = runs.make_logger(run_dir)
+    log(f"vmalign train: vla-grpo on {config.env}, {s.groups} groups x {s.group_size} "
+        f"rollouts per iteration, {policy.num_parameters() / 1e6:.1f} M parameters, {device}")
+    started = time.perf_counter()
+    steps = 0
+    for iteration in range(start, s.iterations):
+        groups = play_groups(policy, config, iteration, spec)
+        returns = np.array([[e.ground_truth_return for e in group] for group in groups])
+        advantages = group_advantages(returns)
+        batch = step_batch(policy, groups, advantages, spec)
+        # Seeded per iteration: a resumed run shuffles its minibatches as an unbroken one.
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + iteration)
+        stats = grpo_update(policy, reference, optimizer, batch, spec, s, generator)
+        steps += len(batch["texts"])
+        done = iteration + 1
+        episodes = [e for group in groups for e in group]
+        logger.record("rollout/gt_return", float(returns.mean()))
+        logger.record("rollout/success_rate", success_rate(episodes))
+        logger.record("grpo/groups_with_signal", float((returns.std(axis=1) > 0).mean()))
+        for key, values in stats.items():
+            if values:
+                logger.record(f"grpo/{key}", float(np.mean(values)))
+        logger.record("time/total_timesteps", done)
+        logger.dump(done)
+        log(f"  iteration {done}/{s.iterations}: return {returns.mean():.3f}, success "
+            f"{success_rate(episodes):.2f}, {len(batch['texts'])} steps")
+        if done % config.checkpoint_every == 0 or done == s.iterations:
+            runs.save_checkpoint(run_dir, done, policy, optimizer, {})
+    seconds = time.perf_counter() - started
+    results = runs.evaluate(policy, config)
+    starting = runs.evaluate(VLAPolicy.load(config.vla.init, device=device), config)
+    return runs.finish(run_dir, policy, {
+        "algo": "vla-grpo", "env": config.env, "iterations": s.iterations,
+        "steps": s.iterations, "env_steps": steps, "resumed_from": start,
+        "seconds": round(seconds, 1), "device": device, "eval": results,
+        "eval_starting_policy": starting,
+    })
