@@ -104,10 +104,6 @@ class HumanTeacher:
         progress = self._wait(queue, number)
         return Collected(asked=progress.answered, kept=progress.labelled, resumed=resumed)
 
-    def open_round(self, store: PreferenceStore) -> bool:
-        """Whether a round posted earlier still waits for answers."""
-        return PendingQueue(store).open_round() is not None
-
     def close(self) -> None:
         """Stops the page's server, if this teacher started one."""
         if self.server is not None:
@@ -120,12 +116,12 @@ class HumanTeacher:
                 self.log(f"vmalign: pairs pending in {queue.folder}; serve them with "
                          f"`vmalign label {queue.folder.parent}`")
             return
-        from agents.labelling.server import LabelServer  # the web stack, only when used
+        from agents.labelling.server import LOOPBACK, LabelServer  # the web stack, when used
 
         settings = self.settings
         self.server = LabelServer(queue, settings.host, settings.port, settings.allow_remote,
                                   labeller=settings.labeller).start()
-        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+        if settings.host not in LOOPBACK:
             self.log(f"vmalign: WARNING: the labelling page listens on {settings.host}: "
                      f"anyone who can reach it and has the token can label")
         self.log(f"vmalign: label the pending pairs at {self.server.url}")

@@ -191,9 +191,10 @@ class PreferenceLoop(BaseCallback):
                 "last_accuracy": self.last_accuracy}
 
     def _on_training_start(self) -> None:
-        if self._open_human_round() is not None:
+        open_round = self._open_human_round()
+        if open_round is not None:
             # Killed while a person labelled: wait for that same round's pairs first.
-            step = PendingQueue(self.store).header(self._open_human_round())["meta"].get("step")
+            step = PendingQueue(self.store).header(open_round)["meta"].get("step")
             self._ask(self.settings.queries_per_round, self.settings.query)
             if step is not None:
                 self.next_round_at = max(self.next_round_at,

@@ -193,7 +193,8 @@ def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
             runs.save_checkpoint(run_dir, done, policy, optimizer, {})
     seconds = time.perf_counter() - started
     results = runs.evaluate(policy, config)
-    starting = runs.evaluate(VLAPolicy.load(config.vla.init, device=device), config)
+    starting = runs.evaluate(reference if reference is not None
+                             else VLAPolicy.load(config.vla.init, device=device), config)
     return runs.finish(run_dir, policy, {
         "algo": "vla-grpo", "env": config.env, "iterations": s.iterations,
         "steps": s.iterations, "env_steps": steps, "resumed_from": start,

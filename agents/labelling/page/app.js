@@ -126,10 +126,11 @@ async function undo() {
   busy = true;
   const pair = history.pop();
   try {
-    await api("/api/undo", { round: pair.round, query: pair.query, labeller: labeller() });
+    const reply = await (await api("/api/undo", {
+      round: pair.round, query: pair.query, labeller: labeller(),
+    })).json();
     $("message").textContent = `Undone: pair ${pair.query} of round ${pair.round} is back.`;
-    const state = await (await api(`/api/state?client=${CLIENT}`)).json();
-    showProgress(state.progress);
+    showProgress(reply.progress);
     await show(pair);
   } catch (error) {
     report(error);
