@@ -126,3 +126,15 @@ def test_a_config_yaml_written_before_the_schemas_were_split_still_loads(tmp_pat
     (tmp_path / "clash.yaml").write_text(yaml.safe_dump({**old, "reward": "clip"}))
     with pytest.raises(ConfigError, match=r"\['reward'\] do not apply to algo vla-bc"):
         load_config(tmp_path / "clash.yaml")
+
+
+def test_an_env_with_more_actions_than_the_policy_emits_stops_before_the_run_folder(
+        tmp_path, slide_data, capsys):
+    easy_env.register()
+    path = bc_config(tmp_path, [slide_data], steps=5)
+    out = tmp_path / "too-few"
+    assert main(["train", "--config", str(path), "vla.discrete_actions=2",
+                 "--out", str(out)]) == 2
+    assert ("has 3 discrete actions; the policy emits at most 2 (discrete_actions): set "
+            "vla.discrete_actions=3") in capsys.readouterr().err
+    assert not out.exists()

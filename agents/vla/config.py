@@ -109,6 +109,39 @@ class VLARunConfig(RunConfig):
         name = env.split("/")[-1].removesuffix("-v0").lower() if env else "multitask"
         return f"train-{self.algo}-{name}"
 
+    def model_limits(self) -> Any:
+        """The :class:`agents.vla.model.VLAConfig` the run's policy will have: the
+        saved one of ``vla.init``, else the preset with its overrides."""
+        from agents.vla.model import CONFIG_FILE, FORMAT, VERSION, VLAConfig, make_config
+        from rewards.durable import read_json_header
+
+        if self.vla.init is not None:
+            header = read_json_header(Path(self.vla.init) / CONFIG_FILE, FORMAT, VERSION,
+                                      "a vmalign VLA policy config")
+            return VLAConfig(**header["config"])
+        return make_config(self.vla.preset, **self.vla.architecture())
+
+    def check_start(self, checked: Any) -> None:
+        """Every env's actions fit the policy's heads: a Points24 run (17 actions) on a
+        16-action model stops here, before the run folder exists, with the setting
+        that fixes it."""
+        from agents.vla.model import ActionSpec
+
+        limits = self.model_limits()
+        for env_id, kwargs in self.eval_env_kwargs.items():  # fine-tuning: its env
+            env = gym.make(env_id, **kwargs)
+            try:
+                spec = ActionSpec.of(env.action_space)
+            finally:
+                env.close()
+            most = limits.discrete_actions if spec.kind == "discrete" else limits.continuous_dims
+            if spec.size > most:
+                key = "discrete_actions" if spec.kind == "discrete" else "continuous_dims"
+                fix = (f"start from a policy made with vla.{key} >= {spec.size}"
+                       if self.vla.init is not None else f"set vla.{key}={spec.size}")
+                raise ValueError(f"{env_id} has {spec.size} {spec.kind} actions; the policy "
+                                 f"emits at most {most} ({key}): {fix}")
+
 
 class BCSettings(Section):
     """``bc:``: behaviour cloning (:mod:`agents.vla.bc`)."""
