@@ -86,6 +86,12 @@ class ImageEncoder(nn.Module):
                                    align_corners=False).clamp_(0, 255)
         return (images / 255.0 - self.mean) / self.std
 
+    def tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 255] images (B, 3, H, W) -> feature tokens (B, N, C) for a model that
+        attends over them (the VLA); an encoder without a spatial grid gives one token,
+        its feature vector."""
+        return self(images).unsqueeze(1)
+
     def feature_dim(self, height: int, width: int) -> int:
         """Length of the feature vector of one ``height`` x ``width`` image."""
         device = self.mean.device
@@ -213,6 +219,14 @@ class TimmEncoder(ImageEncoder):
         if features.ndim == 3:  # tokens (B, N, C) of a transformer: timm's own pooling
             return self.model.forward_head(features, pre_logits=True)
         return F.adaptive_avg_pool2d(features, self.pool_grid).flatten(1)
+
+    def tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """A CNN's feature map pooled to the ``pool_grid`` x ``pool_grid`` grid, one token
+        per cell (B, grid^2, C), as a ViT's patch tokens; a transformer's own tokens."""
+        features = self.model.forward_features(self.normalise(images))
+        if features.ndim == 3:
+            return features
+        return F.adaptive_avg_pool2d(features, self.pool_grid).flatten(2).transpose(1, 2)
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, 1000) of a classifier's own head (tests check the weights)."""

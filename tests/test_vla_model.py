@@ -152,3 +152,44 @@ def test_cuda_forward_in_mixed_precision():
         features = features_of(policy, frames(4), ["x"] * 4)
         dist = policy.distribution(features, CONTINUOUS)
     assert dist.log_prob(dist.sample()).dtype == torch.float32
+
+
+def test_a_registry_encoder_gives_the_patch_tokens_frozen_and_saved_with_the_policy(tmp_path):
+    """image_encoder 'registry': ImageNet EfficientNet-Lite0's 4x4 feature map (128-px
+    frames) as 16 image tokens; frozen, it gets no gradient while the rest learns."""
+    policy = tiny(image_encoder="registry", vision_encoder="efficientnet_lite0",
+                  image_size=128, vision_grid=4)
+    images, texts = frames(4), ["reach the red ball"] * 4
+    prepared = policy.preprocess(images)
+    assert prepared.shape == (4, 3, 128, 128) and float(prepared.max()) > 1.0  # [0, 255]
+    tokens = policy.vision.tokens(prepared)
+    assert tokens.shape == (4, 16, 1280)  # tf_efficientnet_lite0's conv_head channels
+    pooled = policy.vision(prepared)  # the reward modules' vector: the same cells, flattened
+    assert torch.allclose(tokens.transpose(1, 2).flatten(1), pooled, atol=1e-5)
+    assert not any(p.requires_grad for p in policy.vision.parameters())
+    loss = features_of(policy, images, texts).square().mean()
+    loss.backward()
+    assert all(p.grad is None for p in policy.vision.parameters())
+    assert policy.image_proj.weight.grad is not None
+    policy.save(tmp_path / "policy")
+    loaded = VLAPolicy.load(tmp_path / "policy", device="cpu")
+    with torch.no_grad():
+        assert torch.allclose(features_of(loaded, images, texts),
+                              features_of(policy, images, texts), atol=1e-5)
+
+
+def test_registry_encoder_settings_are_checked():
+    with pytest.raises(ValueError, match="needs vision_encoder"):
+        make_config("tiny", image_encoder="registry")
+    with pytest.raises(ValueError, match="unknown encoder 'resnet'"):
+        make_config("tiny", image_encoder="registry", vision_encoder="resnet")
+    with pytest.raises(ValueError, match="vision_finetune must be one of"):
+        make_config("tiny", image_encoder="registry", vision_encoder="cnn",
+                    vision_finetune="some")
+    with pytest.raises(ValueError, match="applies to image_encoder 'registry'"):
+        make_config("tiny", vision_encoder="efficientnet_lite0")
+    policy = tiny(image_encoder="registry", vision_encoder="efficientnet_lite0",
+                  vision_finetune="last_block", image_size=64, vision_grid=2)
+    trainable = {name for name, p in policy.vision.named_parameters() if p.requires_grad}
+    assert trainable and all(".blocks.6." in n or "conv_head" in n or "bn2" in n
+                             for n in trainable)

@@ -5,8 +5,11 @@ and ``base`` for a GPU):
 
 - **image encoder**: a conv stem that cuts the (resized) frame into
   ``(image_size / patch_size)^2`` patch tokens (``"conv"``), a ViT patch embedding
-  (``"vit"``), or an open_clip visual tower (``"clip"``), whose patch tokens are
-  projected to the model width;
+  (``"vit"``), an open_clip visual tower (``"clip"``), whose patch tokens are
+  projected to the model width, or any encoder of the registry in
+  :mod:`rewards.encoders` (``"registry"`` with ``vision_encoder``, e.g. ImageNet
+  EfficientNet-Lite0), whose feature map pooled to ``vision_grid`` x ``vision_grid``
+  cells gives the patch tokens; frozen by default (``vision_finetune``);
 - **instruction encoder**: a small transformer over open_clip's BPE tokens
   (``"small"``), or the open_clip text tower (``"clip"``, its pooled embedding as one
   token; frozen by default, so each instruction is encoded once and cached);
@@ -44,7 +47,7 @@ FORMAT = "vmalign-vla"
 VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-IMAGE_ENCODERS = ("conv", "vit", "clip")
+IMAGE_ENCODERS = ("conv", "vit", "clip", "registry")
 TEXT_ENCODERS = ("small", "clip")
 VOCAB_SIZE = 49408
 """open_clip's BPE vocabulary (the tokenizer the small text encoder shares with CLIP)."""
@@ -79,6 +82,16 @@ class VLAConfig:
     clip_initial_weights: bool = True
     """Load the CLIP weights named above; a saved policy's file holds them instead."""
     freeze_clip_text: bool = True
+    vision_encoder: str | None = None
+    """``image_encoder="registry"``: a :mod:`rewards.encoders` name, e.g.
+    ``"efficientnet_lite0"`` (ImageNet, from ``vmalign[pretrained]``) or ``"timm:NAME"``."""
+    vision_weights: str | None = None
+    """Where that encoder's weights come from (``rewards.encoders.build_encoder``)."""
+    vision_finetune: str = "frozen"
+    """``"frozen"``, ``"last_block"`` or ``"full"`` (BatchNorm statistics stay frozen)."""
+    vision_grid: int = 4
+    """The feature map is average-pooled to this grid: ``vision_grid``^2 image tokens.
+    EfficientNet-Lite0 has stride 32, so ``image_size`` 128 gives a 4x4 map."""
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -94,8 +107,25 @@ class VLAConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be a multiple of heads ({self.heads})")
-        if self.image_encoder != "clip" and (self.image_size % self.patch_size
-                                             or self.patch_size < 4):
+        if self.image_encoder == "registry":
+            from rewards.encoders import FINETUNE_MODES, check_encoder_name
+
+            if self.vision_encoder is None:
+                raise ValueError("image_encoder 'registry' needs vision_encoder: a registry "
+                                 "name such as 'efficientnet_lite0' or 'timm:resnet18.a1_in1k'")
+            check_encoder_name(self.vision_encoder)
+            if self.vision_finetune not in FINETUNE_MODES:
+                raise ValueError(f"vision_finetune must be one of {list(FINETUNE_MODES)}, got "
+                                 f"{self.vision_finetune!r}")
+            if isinstance(self.vision_grid, bool) or not isinstance(self.vision_grid, int) \
+                    or self.vision_grid < 1:
+                raise ValueError(f"vision_grid must be a positive integer, got "
+                                 f"{self.vision_grid!r}")
+        elif self.vision_encoder is not None:
+            raise ValueError(f"vision_encoder applies to image_encoder 'registry', not "
+                             f"{self.image_encoder!r}")
+        if self.image_encoder in ("conv", "vit") and (self.image_size % self.patch_size
+                                                      or self.patch_size < 4):
             raise ValueError(f"patch_size must be >= 4 and divide image_size; got "
                              f"{self.patch_size} and {self.image_size}")
         if self.continuous_dims < 0 or self.discrete_actions < 0 or \
@@ -245,6 +275,16 @@ class VLAPolicy(nn.Module):
                 _, tokens = self.clip_visual(torch.zeros(1, 3, *self._clip_input))
             self.image_proj = nn.Linear(tokens.shape[-1], width)
             image_tokens = tokens.shape[1]
+        elif config.image_encoder == "registry":
+            from rewards.encoders import build_encoder
+
+            self.vision = build_encoder(config.vision_encoder, config.vision_weights,
+                                        config.vision_finetune, config.vision_grid)
+            with torch.no_grad():
+                tokens = self.vision.tokens(torch.zeros(1, 3, config.image_size,
+                                                        config.image_size))
+            self.image_proj = nn.Linear(tokens.shape[-1], width)
+            image_tokens = tokens.shape[1]
         else:
             grid = config.image_size // config.patch_size
             image_tokens = grid * grid
@@ -334,6 +374,11 @@ class VLAPolicy(nn.Module):
             images = resize_keep_aspect(images, self._clip_input, "shortest", "bilinear")
             return (images / 255.0 - self.clip_mean) / self.clip_std
         size = self.config.image_size
+        if self.config.image_encoder == "registry":  # the encoder normalises [0, 255] itself
+            if images.shape[-2:] != (size, size):
+                images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                       align_corners=False).clamp_(0, 255)
+            return images
         if images.shape[-2:] != (size, size):
             images = F.interpolate(images, size=(size, size), mode="bilinear",
                                    antialias=True, align_corners=False)
@@ -362,6 +407,13 @@ class VLAPolicy(nn.Module):
         """Preprocessed images (B, 3, h, w) and token ids (B, L) -> [CLS] features (B, W)."""
         if self.config.image_encoder == "clip":
             _, patches = self.clip_visual(images)
+            image = self.image_proj(patches.float())
+        elif self.config.image_encoder == "registry":
+            if self.config.vision_finetune == "frozen":
+                with torch.no_grad():  # no activations kept for a backward pass
+                    patches = self.vision.tokens(images)
+            else:
+                patches = self.vision.tokens(images)
             image = self.image_proj(patches.float())
         else:
             image = self.patchify(images).flatten(2).transpose(1, 2)
