@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reward-eval": ("agents.cli.reward_eval", "judge a reward module against task progress"),
     "reward-train": ("agents.cli.reward_train", "train a learned reward from a teacher and an "
                                                 "env"),
+    "sweep": ("agents.cli.sweep", "run every grid point x seed of a config on Ray Tune, "
+                                  "then report"),
     "train": ("agents.cli.train", "train an agent (PPO, VLA) on an env and reward module from "
                                   "a config"),
 }

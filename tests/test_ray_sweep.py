@@ -1,0 +1,105 @@
+"""``vmalign sweep`` on a local Ray instance: trials as run folders, a real kill and a
+rerun that skips the finished trial and resumes the other, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from agents.cli import main
+from agents.sweep import parse_grid, plan
+from tests import easy_env
+
+pytest.importorskip("ray")  # the vmalign[sweep] extra; run.sh installs it
+
+LAUNCH = "import sys; from agents.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def tiny_config(tmp_path):
+    config = {
+        "algo": "ppo", "env": easy_env.ENV_ID, "reward": "ground_truth", "eval_episodes": 2,
+        "checkpoint_every": 256,
+        "hyperparams": {"n_timesteps": 256, "policy": "MlpPolicy", "n_envs": 2,
+                        "n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def sweep_command(config, out):
+    # Trial "long" trains for minutes, trial "short" for a second: the kill lands
+    # while the long one is past its first checkpoint and the short one is done.
+    return [sys.executable, "-c", LAUNCH, "sweep", "--config", str(config), "--seeds", "0",
+            "--grid", "hyperparams.n_timesteps=[256, 200000]", "--cpus", "2",
+            "--setup", "tests.easy_env:register", "--out", str(out)]
+
+
+def test_a_killed_sweep_reruns_skipping_the_finished_trial_and_resuming_the_other(tmp_path):
+    config, out = tiny_config(tmp_path), tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(sweep_command(config, out), env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    short = out / "trials" / "hyperparams.n_timesteps=256__seed=0"
+    long = out / "trials" / "hyperparams.n_timesteps=200000__seed=0"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (
+            (short / "train_summary.json").is_file()
+            and (long / "checkpoints" / "latest").is_file()):
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (short / "train_summary.json").is_file(), "the short trial never finished"
+    assert not (long / "train_summary.json").exists(), "the long trial finished before the kill"
+    finished = (short / "train_summary.json").stat().st_mtime_ns
+    sweep_file = json.loads((out / "sweep.json").read_text())
+    assert [trial["name"] for trial in sweep_file["trials"]] == [short.name, long.name]
+
+    # The rerun: same command with a shorter long trial so the test ends (the sweep
+    # file pins the grid, so the length is changed in the trial's own config instead).
+    saved = yaml.safe_load((long / "config.yaml").read_text())
+    saved["hyperparams"]["n_timesteps"] = 1024
+    (long / "config.yaml").write_text(yaml.safe_dump(saved))
+    result = subprocess.run(sweep_command(config, out), env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"{short.name}: finished before" in result.stdout
+    assert f"{long.name}: resumed" in result.stdout
+    assert (short / "train_summary.json").stat().st_mtime_ns == finished  # not rerun
+    assert json.loads((long / "train_summary.json").read_text())["resumed_from"] > 0
+    assert (out / "report.md").is_file() and (out / "report.json").is_file()
+
+
+def test_bad_grid_keys_and_values_stop_before_any_trial(tmp_path, capsys):
+    easy_env.register()
+    config = tiny_config(tmp_path)
+    out = tmp_path / "bad"
+    assert main(["sweep", "--config", str(config), "--grid", "hyperparams.n_stepz=[1,2]",
+                 "--out", str(out)]) == 2
+    assert "unknown key 'hyperparams.n_stepz'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["sweep", "--config", str(config), "--grid", "hyperparams.n_envs=[2,0]",
+                 "--out", str(out)]) == 2
+    assert "hyperparams.n_envs: must be >= 1" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="KEY=\\[v1, v2\\]"):
+        parse_grid(["reward"])
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_grid(["seed=[1,2]"])
+    with pytest.raises(ValueError, match="at least one seed"):
+        plan(str(config), [], {}, tmp_path)
+
+
+def test_an_unreachable_cluster_address_is_a_clear_error(tmp_path, capsys):
+    easy_env.register()
+    out = tmp_path / "remote"
+    assert main(["sweep", "--config", str(tiny_config(tmp_path)), "--address",
+                 "127.0.0.1:1", "--out", str(out)]) == 2
+    assert "could not start or join the Ray cluster at '127.0.0.1:1'" in capsys.readouterr().err
