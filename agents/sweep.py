@@ -3,7 +3,8 @@
 A sweep folder holds ``sweep.json`` (the config, seeds, grid and trial list) and one
 run folder per trial under ``trials/``, named by its overrides and seed; each is an
 ordinary ``vmalign train`` run (``vmalign eval``, ``--resume`` and ``vmalign report``
-work on it). Ray Tune runs the trials (``ray.init`` locally with ``cpus``/``gpus``,
+work on it); a trial ends with its held-out evaluation (``vmalign eval`` for SB3
+runs, the VLA trainers' own), which the report reads. Ray Tune runs the trials (``ray.init`` locally with ``cpus``/``gpus``,
 or joins a cluster at ``address``), each with ``cpus_per_trial``/``gpus_per_trial``.
 
 Started again on the same folder, a sweep never redoes work: a finished trial (its
@@ -113,10 +114,11 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     summary_file = run_dir / SUMMARY_FILE
     if summary_file.is_file():
-        return {**json.loads(summary_file.read_text()), "trial_status": "finished before"}
+        summary = json.loads(summary_file.read_text())  # killed, at worst, during its eval
+        return {**summary, **_evaluated(run_dir, summary), "trial_status": "finished before"}
     if run_dir.is_dir() and latest_checkpoint(run_dir) is not None:
         summary = train(load_run_config(run_dir), run_dir, resume=True, progress_bar=False)
-        return {**summary, "trial_status": "resumed"}
+        return {**summary, **_evaluated(run_dir, summary), "trial_status": "resumed"}
     if run_dir.exists():  # killed before its first checkpoint: keep what it wrote
         index = 1
         while run_dir.with_name(f"{run_dir.name}.partial-{index}").exists():
@@ -124,7 +126,19 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
         run_dir.rename(run_dir.with_name(f"{run_dir.name}.partial-{index}"))
     config = load_config(spec["config"], spec["overrides"])
     summary = train(config, run_dir, progress_bar=False)
-    return {**summary, "trial_status": "trained"}
+    return {**summary, **_evaluated(run_dir, summary), "trial_status": "trained"}
+
+
+def _evaluated(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """The held-out evaluation the report reads: the VLA trainers evaluate themselves
+    (``summary["eval"]``); SB3 runs get ``vmalign eval`` here (``eval/eval.json``)."""
+    if summary.get("eval") or (run_dir / "eval" / "eval.json").is_file():
+        return {}
+    from agents.evaluation import evaluate_run
+
+    result = evaluate_run(run_dir, log=lambda *_: None)
+    return {"eval_success_rate": result["success_rate"],
+            "eval_mean_return": result["mean_return"]}
 
 
 def _tune_trainable(config: dict[str, Any]) -> None:

@@ -74,7 +74,12 @@ def test_a_killed_sweep_reruns_skipping_the_finished_trial_and_resuming_the_othe
     assert f"{long.name}: resumed" in result.stdout
     assert (short / "train_summary.json").stat().st_mtime_ns == finished  # not rerun
     assert json.loads((long / "train_summary.json").read_text())["resumed_from"] > 0
-    assert (out / "report.md").is_file() and (out / "report.json").is_file()
+    assert (long / "eval" / "eval.json").is_file()  # the held-out evaluation the report reads
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["points"]) == 2
+    assert all(run["source"] == "eval/eval.json" for point in report["points"]
+               for run in point["runs"])
+    assert (out / "report.md").is_file()
 
 
 def test_bad_grid_keys_and_values_stop_before_any_trial(tmp_path, capsys):
