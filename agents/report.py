@@ -271,13 +271,9 @@ def plot(points: Sequence[GridPoint], out: Path, reps: int, seed: int) -> list[P
         axis.fill_between(steps, intervals["p"][0], intervals["p"][1], alpha=0.2)
         drawn = True
     if drawn:
-        axis.set_xlabel("environment steps")
-        axis.set_ylabel("success (training rollouts), IQM over seeds")
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        path = out / "learning_curves.png"
-        atomic_save(path, lambda partial: figure.savefig(partial, format="png", dpi=120))
-        written.append(path)
+        written.append(_save_figure(figure, axis, out / "learning_curves.png",
+                                    "environment steps",
+                                    "success (training rollouts), IQM over seeds"))
     plt.close(figure)
     scored = {point.label: np.array([[run.scores["success_rate"]] for run in point.evaluated])
               for point in points if point.evaluated}
@@ -290,15 +286,19 @@ def plot(points: Sequence[GridPoint], out: Path, reps: int, seed: int) -> list[P
         for label, profile in profiles.items():
             axis.plot(thresholds, profile, label=label)
             axis.fill_between(thresholds, bands[label][0], bands[label][1], alpha=0.2)
-        axis.set_xlabel("success rate threshold")
-        axis.set_ylabel("fraction of runs above")
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        path = out / "performance_profile.png"
-        atomic_save(path, lambda partial: figure.savefig(partial, format="png", dpi=120))
-        written.append(path)
+        written.append(_save_figure(figure, axis, out / "performance_profile.png",
+                                    "success rate threshold", "fraction of runs above"))
         plt.close(figure)
     return written
+
+
+def _save_figure(figure: Any, axis: Any, path: Path, xlabel: str, ylabel: str) -> Path:
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    atomic_save(path, lambda partial: figure.savefig(partial, format="png", dpi=120))
+    return path
 
 
 def replace_section(markdown: Path, name: str, table: str) -> None:
