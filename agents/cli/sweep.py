@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     failed = {name: value["error"] for name, value in outcome.items() if "error" in value}
     for name, value in outcome.items():
         state = "failed" if name in failed else value.get("trial_status", "done")
-        print(f"  {name}: {state}, success {value.get('success_rate', '-')}")
+        success = value.get("eval_success_rate", value.get("success_rate", "-"))
+        print(f"  {name}: {state}, success {success}")
     print(f"vmalign sweep: {len(outcome)} trial(s), {len(failed)} failed; {out}")
     return 1 if failed else 0
