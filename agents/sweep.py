@@ -10,7 +10,7 @@ or joins a cluster at ``address``), each with ``cpus_per_trial``/``gpus_per_tria
 Started again on the same folder, a sweep never redoes work: a finished trial (its
 ``train_summary.json`` exists) only reports its summary, a trial with a checkpoint
 resumes from it (a killed or failed one), and one killed before its first checkpoint
-starts over with its old folder kept aside (``NAME.partial-N``). Every trial is
+starts over with its old folder kept aside (``partial/NAME.N``). Every trial is
 checked (config keys and values) before Ray starts, so a typo stops the sweep before
 any trial runs. At the end, :func:`agents.report.report` aggregates the trials.
 """
@@ -30,6 +30,8 @@ from rewards.durable import atomic_save
 
 SWEEP_FILE = "sweep.json"
 TRIALS = "trials"
+PARTIAL = "partial"
+"""Where a trial killed before its first checkpoint is kept when it starts over."""
 SWEEP_EXTRA = "pip install 'vmalign[sweep]'  (or: ./run.sh, which installs it)"
 
 
@@ -119,11 +121,13 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     if run_dir.is_dir() and latest_checkpoint(run_dir) is not None:
         summary = train(load_run_config(run_dir), run_dir, resume=True, progress_bar=False)
         return {**summary, **_evaluated(run_dir, summary), "trial_status": "resumed"}
-    if run_dir.exists():  # killed before its first checkpoint: keep what it wrote
+    if run_dir.exists():  # killed before its first checkpoint: keep what it wrote,
+        kept = run_dir.parent.parent / PARTIAL  # outside trials/, which the report reads
+        kept.mkdir(exist_ok=True)
         index = 1
-        while run_dir.with_name(f"{run_dir.name}.partial-{index}").exists():
+        while (kept / f"{run_dir.name}.{index}").exists():
             index += 1
-        run_dir.rename(run_dir.with_name(f"{run_dir.name}.partial-{index}"))
+        run_dir.rename(kept / f"{run_dir.name}.{index}")
     config = load_config(spec["config"], spec["overrides"])
     summary = train(config, run_dir, progress_bar=False)
     return {**summary, **_evaluated(run_dir, summary), "trial_status": "trained"}
@@ -200,6 +204,8 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
                          f"{cpus_per_trial} and {gpus_per_trial}")
     setup = list(setup or [])
     run_setup(setup)
+    if Path(config).is_file():  # Ray Tune runs each trial in its own working directory
+        config = str(Path(config).resolve())
     trials = plan(config, seeds, grid, root)  # every trial checked before Ray starts
     if address is not None and address != "auto":
         _check_reachable(address)  # ray.init would retry an unreachable head for minutes

@@ -108,3 +108,21 @@ def test_an_unreachable_cluster_address_is_a_clear_error(tmp_path, capsys):
     assert main(["sweep", "--config", str(tiny_config(tmp_path)), "--address",
                  "127.0.0.1:1", "--out", str(out)]) == 2
     assert "could not start or join the Ray cluster at '127.0.0.1:1'" in capsys.readouterr().err
+
+
+def test_a_trial_killed_before_its_first_checkpoint_starts_over_and_keeps_its_folder(tmp_path):
+    from agents.sweep import run_trial
+
+    easy_env.register()
+    config = tiny_config(tmp_path)
+    run_dir = tmp_path / "sweep" / "trials" / "seed=0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "progress.csv").write_text("written before the kill\n")
+    spec = {"config": str(config), "overrides": ["seed=0"], "run_dir": str(run_dir),
+            "setup": ["tests.easy_env:register"]}
+    summary = run_trial(spec)
+    assert summary["trial_status"] == "trained" and summary["steps"] == 256
+    assert (tmp_path / "sweep" / "partial" / "seed=0.1" / "progress.csv").read_text() == \
+        "written before the kill\n"
+    assert (run_dir / "eval" / "eval.json").is_file()
+    assert run_trial(spec)["trial_status"] == "finished before"
