@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,7 +340,7 @@ def report(root: str | Path, out: str | Path | None = None, reps: int = 2000, se
          "aggregates": point.aggregates} for point in points],
         "plots": [str(path) for path in plots]}
     atomic_save(out / "report.json", lambda partial: partial.write_text(
-        json.dumps(record, indent=2, default=_finite)))
+        json.dumps(record, indent=2, default=str)))
     figures = "".join(f"\n![{path.stem}]({path.name})\n" for path in plots)
     atomic_save(out / "report.md", lambda partial: partial.write_text(
         f"# vmalign report: {root}\n\nFinal scores: held-out evaluation of each run "
@@ -350,9 +349,3 @@ def report(root: str | Path, out: str | Path | None = None, reps: int = 2000, se
     if results_md is not None:
         replace_section(Path(results_md), str(section), table)
     return record
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)

@@ -124,16 +124,28 @@ class ImageEncoder(nn.Module):
         return self
 
 
-def conv_stack(channels: Sequence[int]) -> nn.Sequential:
-    """Stride-2 3x3 convolutions (3 input channels), each with ReLU, then Flatten:
-    flattening rather than pooling keeps where things are, which is what
-    manipulation progress depends on."""
+def _strided_convolutions(channels: Sequence[int]) -> list[nn.Module]:
+    """Stride-2 3x3 convolutions from 3 input channels, each followed by ReLU."""
     layers: list[nn.Module] = []
     in_channels = 3
     for out_channels in channels:
         layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
         in_channels = out_channels
-    return nn.Sequential(*layers, nn.Flatten())
+    return layers
+
+
+def conv_stack(channels: Sequence[int]) -> nn.Sequential:
+    """Stride-2 3x3 convolutions (3 input channels), each with ReLU, then Flatten:
+    flattening rather than pooling keeps where things are, which is what
+    manipulation progress depends on."""
+    return nn.Sequential(*_strided_convolutions(channels), nn.Flatten())
+
+
+def check_keypoint_channels(channels: Sequence[int]) -> None:
+    """``"keypoints"`` needs the convolutions' channels and then the keypoint count."""
+    if len(channels) < 2:
+        raise ValueError(f"encoder 'keypoints' needs at least two channel counts (the "
+                         f"convolutions', then the number of keypoints), got {list(channels)}")
 
 
 class ConvEncoder(ImageEncoder):
@@ -179,16 +191,9 @@ def keypoint_stack(channels: Sequence[int]) -> nn.Sequential:
     channels[-1]`` coordinates. The softmax's expectation places a keypoint between
     pixels, so coarse maps (16x16 for 64-px frames with the default) lose little
     precision and cost less than the flattened CNN."""
-    if len(channels) < 2:
-        raise ValueError(f"encoder 'keypoints' needs at least two channel counts (the "
-                         f"convolutions', then the number of keypoints), got {list(channels)}")
-    layers: list[nn.Module] = []
-    in_channels = 3
-    for out_channels in channels[:-1]:
-        layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1), nn.ReLU()]
-        in_channels = out_channels
-    layers += [nn.Conv2d(in_channels, channels[-1], 1), SpatialSoftmax()]
-    return nn.Sequential(*layers)
+    check_keypoint_channels(channels)
+    return nn.Sequential(*_strided_convolutions(channels[:-1]),
+                         nn.Conv2d(channels[-2], channels[-1], 1), SpatialSoftmax())
 
 
 class KeypointEncoder(ImageEncoder):

@@ -43,7 +43,8 @@ from rewards import arguments
 from rewards.base import RewardModel, check_frames
 from rewards.device import get_device
 from rewards.encoders import (FINETUNE_MODES, SCRATCH_ENCODERS, ImageEncoder, build_encoder,
-                              check_encoder_name, conv_stack, keypoint_stack)
+                              check_encoder_name, check_keypoint_channels, conv_stack,
+                              keypoint_stack)
 from rewards.preference_store import PreferencePairs, PreferenceStore
 from rewards.registry import register
 
@@ -662,9 +663,8 @@ def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[
         raise ValueError(f"encoder={encoder!r} trains every member's network from scratch: "
                          "encoder_weights, finetune and pool_grid apply to a named encoder "
                          "(e.g. encoder='efficientnet_lite0')")
-    if encoder == "keypoints" and len(channels) < 2:
-        raise ValueError("encoder='keypoints' needs at least two channel counts (the "
-                         f"convolutions', then the number of keypoints), got {list(channels)}")
+    if encoder == "keypoints":
+        check_keypoint_channels(channels)
     if encoder not in SCRATCH_ENCODERS and view_rewards == "min":
         raise ValueError("view_rewards='min' needs a CNN per view (encoder='cnn'); a shared "
                          f"encoder ({encoder!r}) scores the views jointly: view_rewards='joint'")

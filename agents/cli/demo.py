@@ -49,7 +49,8 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
     rate = evaluation.get("success_rate")
     success = "unknown" if rate is None else f"{100 * rate:.0f}%"
     minutes = training["seconds"] / 60
-    text = (f"{config.algo.upper()} ({_policy_input(config)}) trained for {training['steps']:,} steps on {config.env} in {minutes:.1f} min "
+    text = (f"{config.algo.upper()} ({_policy_input(config)}) trained for "
+            f"{training['steps']:,} steps on {config.env} in {minutes:.1f} min "
             f"({training['fps']} steps/s, {training['device']}) against the "
             f"{config.reward} reward. On {evaluation['episodes']} held-out episodes the "
             f"policy succeeds {success} of the time (ground truth), with a mean "
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{config.algo} (use vmalign train for it)")
     checked = preflight_run(config, None)  # before any folder exists
     run_dir = make_output_dir(args.out, prefix="demo")
-    print(f"vmalign demo: {config.algo.upper()} ({_policy_input(config)}) on {config.env} against the {config.reward} reward, "
+    print(f"vmalign demo: {config.algo.upper()} ({_policy_input(config)}) on {config.env} "
+          f"against the {config.reward} reward, "
           f"{config.hyperparams.n_timesteps:,} steps; writing to {run_dir}\n"
           f"  (if interrupted: vmalign train --resume {run_dir}, then vmalign eval {run_dir})")
     training = train(config, run_dir, checked=checked, progress_bar=not args.no_progress)
