@@ -37,6 +37,8 @@ class Algorithm:
     """``"module:function"`` of ``vmalign eval`` for its runs."""
     unit: str
     """What the run's length counts (for messages)."""
+    data_parallel: bool = False
+    """Trains data-parallel under ``torchrun`` (:mod:`agents.distributed`)."""
 
     @property
     def length_key(self) -> str:
@@ -55,7 +57,8 @@ ALGORITHMS: dict[str, Algorithm] = {
     "sac": Algorithm(SACConfig, "agents.sb3.train:train",
                      "agents.evaluation.policy:evaluate", "environment steps"),
     "vla-bc": Algorithm(VLABCConfig, "agents.vla.bc:train",
-                        "agents.vla.evaluate:evaluate", "gradient steps"),
+                        "agents.vla.evaluate:evaluate", "gradient steps",
+                        data_parallel=True),
     "vla-ppo": Algorithm(VLAPPOConfig, "agents.vla.ppo:train",
                          "agents.vla.evaluate:evaluate", "environment steps"),
     "vla-dpo": Algorithm(VLADPOConfig, "agents.vla.dpo:train",

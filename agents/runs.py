@@ -26,6 +26,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the ids)
 import rewards
+from agents import distributed
 from agents.algorithms import ALGORITHMS
 from agents.checkpoint import latest_checkpoint
 from agents.config import EnvFields, RewardFields, RunConfig, load_config
@@ -59,6 +60,8 @@ def preflight(config: RunConfig, reward_folder: Path | None = None,
         score them (the online preference loop cuts its queries from them).
     """
     device = str(rewards.get_device(None if config.device == "auto" else config.device))
+    if distributed.world().is_distributed:
+        device = join_process_group(config, device)
     reward = (build_reward(config, device, reward_folder)
               if isinstance(config, RewardFields) else None)
     frame_shape = observation_shape = None
@@ -73,6 +76,18 @@ def preflight(config: RunConfig, reward_folder: Path | None = None,
                       observation_shape=observation_shape)
     config.check_start(checked)
     return checked
+
+
+def join_process_group(config: RunConfig, device: str) -> str:
+    """Under ``torchrun``: checks the algorithm trains data-parallel, joins the
+    process group and returns this process's device."""
+    size = distributed.world().size
+    if not ALGORITHMS[config.algo].data_parallel:
+        allowed = [name for name, row in ALGORITHMS.items() if row.data_parallel]
+        raise ValueError(f"algo {config.algo} trains in one process, but torchrun started "
+                         f"{size} (WORLD_SIZE={size}); data-parallel algos: {allowed}. "
+                         f"Run it without torchrun (vmalign sweep runs many seeds at once)")
+    return distributed.join(device)
 
 
 def needs_rendered_frames(reward_frames: str, reward: RewardModel, keep_frames: bool) -> bool:
@@ -148,12 +163,15 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, checked: Check
     run_dir = Path(run_dir)
     if checked is None:
         checked = preflight_run(config, run_dir if resume else None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, config)
+    main = distributed.world().is_main  # under torchrun only the main process writes
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, config)
     trainer = ALGORITHMS[config.algo].train()
     summary = trainer(config, run_dir, resume=resume, checked=checked,
                       progress_bar=progress_bar, log=log)
-    write_summary(run_dir, summary)
+    if main:
+        write_summary(run_dir, summary)
     return summary
 
 

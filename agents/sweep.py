@@ -4,8 +4,11 @@ A sweep folder holds ``sweep.json`` (the config, seeds, grid and trial list) and
 run folder per trial under ``trials/``, named by its overrides and seed; each is an
 ordinary ``vmalign train`` run (``vmalign eval``, ``--resume`` and ``vmalign report``
 work on it); a trial ends with its held-out evaluation (``vmalign eval`` for SB3
-runs, the VLA trainers' own), which the report reads. Ray Tune runs the trials (``ray.init`` locally with ``cpus``/``gpus``,
-or joins a cluster at ``address``), each with ``cpus_per_trial``/``gpus_per_trial``.
+runs, the VLA trainers' own), which the report reads. Ray Tune runs the trials
+(``ray.init`` locally with ``cpus``/``gpus``, or joins a cluster at ``address``),
+each with ``cpus_per_trial``/``gpus_per_trial``. While a trial trains, each row its
+run logs to ``progress.csv`` is reported to Ray (Tune's progress table in the
+terminal, its result files under ``SWEEP/ray/``), and its summary at the end.
 
 Started again on the same folder, a sweep never redoes work: a finished trial (its
 ``train_summary.json`` exists) only reports its summary, a trial with a checkpoint
@@ -17,21 +20,29 @@ any trial runs. At the end, :func:`agents.report.report` aggregates the trials.
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import json
+import math
 import re
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from agents.logs import PROGRESS_FILE, STEP_KEY
+from agents.output import make_output_dir
 from rewards.durable import atomic_save
 
 SWEEP_FILE = "sweep.json"
 TRIALS = "trials"
 PARTIAL = "partial"
 """Where a trial killed before its first checkpoint is kept when it starts over."""
+REPORT_EVERY_S = 10.0
+"""How often a trial reads its run's new log rows and reports them to Ray."""
 SWEEP_EXTRA = "pip install 'vmalign[sweep]'  (or: ./run.sh, which installs it)"
 
 
@@ -41,8 +52,8 @@ class Trial:
 
     name: str
     overrides: list[str]
-    """``KEY=VALUE`` overrides of the sweep's config (grid values and the seed)."""
-    run_dir: str
+    """``KEY=VALUE`` overrides of the sweep's config (grid values and the seed); its
+    run folder is ``SWEEP/trials/NAME``."""
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -83,8 +94,7 @@ def run_setup(setup: list[str]) -> None:
         target()
 
 
-def plan(config: str, seeds: list[int], grid: dict[str, list[Any]], root: Path
-         ) -> list[Trial]:
+def plan(config: str, seeds: list[int], grid: dict[str, list[Any]]) -> list[Trial]:
     """Every grid point x seed, checked by loading its config (``ValueError`` naming
     the key and the valid ones otherwise)."""
     from agents.config import load_config
@@ -101,7 +111,7 @@ def plan(config: str, seeds: list[int], grid: dict[str, list[Any]], root: Path
             overrides = [*point, f"seed={seed}"]
             load_config(config, overrides)  # bad keys or values stop the sweep here
             name = re.sub(r"[^A-Za-z0-9._=-]+", "-", "__".join(overrides)).strip("-")
-            trials.append(Trial(name, overrides, str(root / TRIALS / name)))
+            trials.append(Trial(name, overrides))
     return trials
 
 
@@ -145,10 +155,59 @@ def _evaluated(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
             "eval_mean_return": result["mean_return"]}
 
 
+class ProgressFollower:
+    """Reads the rows a run appends to its ``progress.csv`` while it trains, each once:
+    what a trial reports to Ray as it goes. Rows are told apart by their step (and
+    their order among rows of the same step), so a resumed run's rewrite of the file
+    reports nothing twice; a row still being written waits for the next read."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / PROGRESS_FILE
+        self.last_step, self.seen_at_last = -math.inf, 0
+
+    def new_rows(self) -> list[dict[str, float]]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        rows, seen = [], 0
+        for row in csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1])):
+            numbers = {key: float(value) for key, value in row.items()
+                       if key and _is_number(value)}
+            step = numbers.get(STEP_KEY)
+            if step is None or step < self.last_step:
+                continue
+            seen = seen + 1 if step == self.last_step else 1
+            if step == self.last_step and seen <= self.seen_at_last:
+                continue
+            rows.append(numbers)
+            self.last_step, self.seen_at_last = step, seen
+        return rows
+
+
+def _is_number(value: str | None) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def _tune_trainable(config: dict[str, Any]) -> None:
+    """Trains the trial in a thread and reports its log rows to Ray as they appear
+    (Ray Tune's progress table and its result logs), then its summary."""
     from ray import tune
 
-    summary = run_trial(config["spec"])
+    spec = config["spec"]
+    follower = ProgressFollower(Path(spec["run_dir"]))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        trial = pool.submit(run_trial, spec)
+        while True:
+            finished = bool(wait([trial], timeout=REPORT_EVERY_S).done)
+            for row in follower.new_rows():
+                tune.report(row)
+            if finished:
+                break
+        summary = trial.result()  # re-raises the trial's error
     tune.report({key: value for key, value in summary.items()
                  if isinstance(value, (int, float, str)) and not isinstance(value, bool)})
 
@@ -187,18 +246,19 @@ def write_sweep_file(root: Path, config: str, seeds: list[int], grid: dict[str, 
     atomic_save(path, lambda partial: partial.write_text(json.dumps(record, indent=2)))
 
 
-def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str | Path,
+def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str | Path | None,
           cpus: int | None = None, gpus: int | None = None, cpus_per_trial: float = 1.0,
           gpus_per_trial: float = 0.0, address: str | None = None, report: bool = True,
-          setup: list[str] | None = None, verbose: int = 1) -> dict[str, Any]:
-    """Runs the sweep (see the module doc); returns {trial name: summary}."""
+          setup: list[str] | None = None, verbose: int = 1) -> tuple[Path, dict[str, Any]]:
+    """Runs the sweep (see the module doc) in the folder ``root`` (None: a new
+    ``outputs/sweep-<time>``, made once the trials are checked and Ray runs); returns
+    the sweep folder and {trial name: summary}."""
     try:
         import ray
         from ray import tune
     except ImportError as error:
         raise ImportError(f"vmalign sweep needs Ray Tune, which is not installed: "
                           f"{SWEEP_EXTRA}") from error
-    root = Path(root).resolve()
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise ValueError(f"cpus_per_trial must be > 0 and gpus_per_trial >= 0, got "
                          f"{cpus_per_trial} and {gpus_per_trial}")
@@ -206,7 +266,7 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
     run_setup(setup)
     if Path(config).is_file():  # Ray Tune runs each trial in its own working directory
         config = str(Path(config).resolve())
-    trials = plan(config, seeds, grid, root)  # every trial checked before Ray starts
+    trials = plan(config, seeds, grid)  # every trial checked before Ray starts
     if address is not None and address != "auto":
         _check_reachable(address)  # ray.init would retry an unreachable head for minutes
     try:
@@ -220,8 +280,11 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         raise ValueError(f"could not start or join {where}: {error}") from error
     try:
+        root = (Path(root) if root is not None else make_output_dir(None, prefix="sweep")
+                ).resolve()
         write_sweep_file(root, config, seeds, grid, trials)
-        specs = [{"config": config, "setup": setup, **asdict(trial)} for trial in trials]
+        specs = [{"config": config, "setup": setup, "run_dir": str(root / TRIALS / trial.name),
+                  **asdict(trial)} for trial in trials]
         trainable = tune.with_resources(_tune_trainable,
                                         {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = tune.Tuner(
@@ -231,7 +294,7 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
         results = tuner.fit()
     finally:
         ray.shutdown()
-    outcome = {}
+    outcome: dict[str, Any] = {}
     for result in results:
         name = result.config["spec"]["name"]
         outcome[name] = ({"error": str(result.error)} if result.error is not None
@@ -241,4 +304,4 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
 
         if any("error" not in value for value in outcome.values()):
             write_report(root / TRIALS, out=root)
-    return outcome
+    return root, outcome

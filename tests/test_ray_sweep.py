@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from agents.cli import main
-from agents.sweep import parse_grid, plan
+from agents.sweep import ProgressFollower, parse_grid, plan
 from tests import easy_env
 
 pytest.importorskip("ray")  # the vmalign[sweep] extra; run.sh installs it
@@ -80,6 +80,28 @@ def test_a_killed_sweep_reruns_skipping_the_finished_trial_and_resuming_the_othe
     assert all(run["source"] == "eval/eval.json" for point in report["points"]
                for run in point["runs"])
     assert (out / "report.md").is_file()
+    # The long trial reported its log rows to Ray as it trained (before the kill too),
+    # not only its summary at the end.
+    reported = [json.loads(line) for path in (out / "ray").rglob("result.json")
+                for line in path.read_text().splitlines()]
+    steps = [row["time/total_timesteps"] for row in reported if "time/total_timesteps" in row
+             and "rollout/ep_rew_mean" in row]
+    assert len(set(steps)) >= 3
+
+
+def test_a_trial_reports_each_log_row_once_across_torn_lines_and_resume_rewrites(tmp_path):
+    follower = ProgressFollower(tmp_path)
+    assert follower.new_rows() == []  # no log yet
+    log = tmp_path / "progress.csv"
+    log.write_text("loss,time/total_timesteps\n1.5,100\n1.0,200\n0.9,3")  # last row torn
+    assert follower.new_rows() == [{"loss": 1.5, "time/total_timesteps": 100.0},
+                                   {"loss": 1.0, "time/total_timesteps": 200.0}]
+    log.write_text("loss,time/total_timesteps\n1.5,100\n1.0,200\n0.9,300\n,300\n")
+    assert [row.get("loss") for row in follower.new_rows()] == [0.9, None]  # same step twice
+    assert follower.new_rows() == []
+    # A resume from step 200 rewrites the file without the rows after 200, then logs on.
+    log.write_text("loss,time/total_timesteps,eval\n1.5,100,\n1.0,200,\n0.8,300,\n0.7,400,nan\n")
+    assert follower.new_rows() == [{"loss": 0.7, "time/total_timesteps": 400.0}]
 
 
 def test_bad_grid_keys_and_values_stop_before_any_trial(tmp_path, capsys):
@@ -99,7 +121,7 @@ def test_bad_grid_keys_and_values_stop_before_any_trial(tmp_path, capsys):
     with pytest.raises(ValueError, match="--seeds"):
         parse_grid(["seed=[1,2]"])
     with pytest.raises(ValueError, match="at least one seed"):
-        plan(str(config), [], {}, tmp_path)
+        plan(str(config), [], {})
 
 
 def test_an_unreachable_cluster_address_is_a_clear_error(tmp_path, capsys):

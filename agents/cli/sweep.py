@@ -12,10 +12,8 @@ are not rerun, killed or failed ones resume from their checkpoints. See
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from agents.output import make_output_dir
-from agents.sweep import parse_grid, plan, run_setup, sweep
+from agents.sweep import parse_grid, sweep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    grid = parse_grid(args.grid)
-    run_setup(args.setup)
-    out = args.out
-    if out is None:
-        plan(args.config, args.seeds, grid, Path("outputs"))  # check before the folder exists
-        out = make_output_dir(None, prefix="sweep")
-    outcome = sweep(args.config, args.seeds, grid, out, args.cpus, args.gpus,
-                    args.cpus_per_trial, args.gpus_per_trial, args.address,
-                    report=not args.no_report, setup=args.setup)
+    out, outcome = sweep(args.config, args.seeds, parse_grid(args.grid), args.out, args.cpus,
+                         args.gpus, args.cpus_per_trial, args.gpus_per_trial, args.address,
+                         report=not args.no_report, setup=args.setup)
     failed = {name: value["error"] for name, value in outcome.items() if "error" in value}
     for name, value in outcome.items():
         state = "failed" if name in failed else value.get("trial_status", "done")

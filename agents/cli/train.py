@@ -21,6 +21,11 @@ an uninterrupted run.
 Every key of the config is checked, the device looked up, and one env and the reward
 module built, before the run folder is made: a bad config stops in seconds with a
 message naming the key, and leaves nothing on disk.
+
+``torchrun --standalone --nproc_per_node=N -m agents train --config vla_bc ...``
+trains ``vla-bc`` data-parallel on N processes (one per GPU, or CPU processes):
+the same command, the same run folder, written by the main process
+(:mod:`agents.distributed`); ``--resume`` works the same way.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import argparse
 import json
 from pathlib import Path
 
+from agents import distributed
 from agents.algorithms import ALGORITHMS
 from agents.config import RunConfig, load_config
 from agents.output import make_output_dir
-from agents.runs import load_run_config, preflight_run, train
+from agents.runs import Checked, load_run_config, preflight_run, train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,11 +83,25 @@ def run(args: argparse.Namespace) -> int:
     config = read_config(args)
     resume_dir = Path(args.resume) if args.resume else None
     checked = preflight_run(config, resume_dir)  # before any folder exists
-    run_dir = resume_dir or make_output_dir(args.out or config.out, prefix=config.run_name())
+    try:
+        # Under torchrun the main process names the folder, for all.
+        run_dir = resume_dir or distributed.from_main(
+            lambda: make_output_dir(args.out or config.out, prefix=config.run_name()))
+        return _train(config, run_dir, resume_dir is not None, checked, args)
+    finally:
+        distributed.leave()
+
+
+def _train(config: RunConfig, run_dir: Path, resume: bool, checked: Checked,
+           args: argparse.Namespace) -> int:
+    main = distributed.world().is_main
     unit = ALGORITHMS[config.algo].unit
-    print(f"vmalign train: {config.algo}, {config.total_steps} {unit}; writing to {run_dir}")
-    summary = train(config, run_dir, resume=resume_dir is not None, checked=checked,
-                    progress_bar=not args.no_progress)
+    if main:
+        print(f"vmalign train: {config.algo}, {config.total_steps} {unit}; writing to {run_dir}")
+    summary = train(config, run_dir, resume=resume, checked=checked,
+                    progress_bar=not args.no_progress and main)
+    if not main:
+        return 0
     if "eval" in summary:
         print(f"vmalign train: done in {summary['seconds']} s; evaluation "
               f"{json.dumps(summary['eval'])}; run folder {run_dir}")

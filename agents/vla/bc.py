@@ -7,6 +7,13 @@ continuous actions (a cross-entropy per dimension) or the discrete ones. AdamW w
 a linear warm-up and a cosine decay to 10% of ``bc.lr``; gradients clipped to
 ``bc.grad_clip``. Checkpoints every ``checkpoint_every`` steps; the run ends with the
 success rate of the final policy on every dataset's env (held-out seeds).
+
+Data-parallel under ``torchrun --nproc_per_node=N -m agents train ...``
+(:mod:`agents.distributed`): every process draws the same global batch indices from
+the run's seeded generator and keeps its share (every N-th, a distributed sampler
+without a data loader), DistributedDataParallel averages the gradients, and the
+main process logs, checkpoints and evaluates. N processes therefore take the steps
+one process takes with the same ``bc.batch_size``, which must be a multiple of N.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
+from agents import distributed
 from agents.dataset import EpisodeDataset
 from agents.runs import Checked
 from agents.vla import runs
@@ -41,15 +50,45 @@ class TaskData:
         self.frames = int(sum(r["length"] for r in self.dataset.episodes[:episodes]))
         self.episodes = episodes
 
-    def sample(self, policy: VLAPolicy, count: int, rng: np.random.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
-        """``(images, tokens, instructions, action indices)`` of ``count`` random frames."""
-        items = [self.dataset[int(i)] for i in rng.integers(0, self.frames, count)]
+    def sample(self, policy: VLAPolicy, count: int, rng: np.random.Generator,
+               world: distributed.World) -> tuple[torch.Tensor, torch.Tensor, list[str],
+                                                  torch.Tensor, ActionSpec]:
+        """``(images, tokens, instructions, action indices, spec)`` of this process's
+        share of ``count`` random frames (all of them in a world of one)."""
+        chosen = rng.integers(0, self.frames, count)[world.rank::world.size]
+        items = [self.dataset[int(i)] for i in chosen]
         images = np.stack([item["observation.image"] for item in items])
         texts = [item["task"] for item in items]
         actions = np.stack([item["action"] for item in items])
         return (policy.preprocess(images), policy.tokenize(texts), texts,
-                policy.action_indices(actions, self.spec))
+                policy.action_indices(actions, self.spec), self.spec)
+
+
+class CloningLoss(nn.Module):
+    """The objective as a module, because DistributedDataParallel hooks ``forward``:
+    the mean negative log-likelihood of the recorded actions, one per dataset."""
+
+    def __init__(self, policy: VLAPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batches: list[tuple[Any, ...]]) -> torch.Tensor:
+        losses = []
+        for images, tokens, texts, indices, spec in batches:
+            features = self.policy.features(images, tokens, texts)
+            losses.append(-self.policy.distribution(features, spec).log_prob(indices).mean())
+        return torch.stack(losses)
+
+
+def data_parallel(loss: CloningLoss, device: str) -> nn.Module:
+    """``loss`` wrapped in DistributedDataParallel under torchrun (it broadcasts rank
+    0's parameters now, then averages gradients in every backward); as is otherwise."""
+    if not distributed.world().is_distributed:
+        return loss
+    # The value head (used by the RL trainers) gets no gradient from cloning.
+    return nn.parallel.DistributedDataParallel(
+        loss, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
+        find_unused_parameters=True)
 
 
 def learning_rate(step: int, settings: BCSettings) -> float:
@@ -63,7 +102,9 @@ def learning_rate(step: int, settings: BCSettings) -> float:
 
 def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
           progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
-    settings, device = config.bc, checked.device
+    settings, device, world = config.bc, checked.device, distributed.world()
+    if not world.is_main:
+        log = _silent
     tasks = [TaskData(folder, settings.max_episodes) for folder in config.datasets]
     policy = runs.build_policy(config, device)
     decay = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() >= 2]
@@ -71,46 +112,52 @@ def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": other, "weight_decay": 0.0}], lr=settings.lr)
     start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
+    objective = data_parallel(CloningLoss(policy), device)
+    # Every process draws the same indices from this generator and keeps its share.
     rng = np.random.default_rng(trainer.get("rng_seed", config.seed) + start)
     logger = runs.make_logger(run_dir)
     log(f"vmalign train: vla-bc on {len(tasks)} dataset(s) "
         f"({', '.join(f'{t.name}: {t.episodes} episodes' for t in tasks)}), "
-        f"{policy.num_parameters() / 1e6:.1f} M parameters, {device}")
+        f"{policy.num_parameters() / 1e6:.1f} M parameters, {device}"
+        + (f", {world.size} processes" if world.is_distributed else ""))
 
-    started, losses = time.perf_counter(), {t.name: [] for t in tasks}
+    started, losses = time.perf_counter(), []
     policy.train()
     for step in range(start, settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         optimizer.zero_grad(set_to_none=True)
-        for task in tasks:
-            images, tokens, texts, indices = task.sample(policy, settings.batch_size, rng)
-            features = policy.features(images, tokens, texts)
-            loss = -policy.distribution(features, task.spec).log_prob(indices).mean()
-            loss.backward()
-            losses[task.name].append(loss.item())
+        loss = objective([task.sample(policy, settings.batch_size, rng, world) for task in tasks])
+        loss.sum().backward()
+        losses.append(loss.detach())
         torch.nn.utils.clip_grad_norm_(policy.parameters(), settings.grad_clip)
         optimizer.step()
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
-            for name, values in losses.items():
-                logger.record(f"bc/loss/{name}", float(np.mean(values)))
+            mean = distributed.average(torch.stack(losses).mean(0)).tolist()
+            for task, value in zip(tasks, mean):
+                logger.record(f"bc/loss/{task.name}", value)
             logger.record("bc/lr", optimizer.param_groups[0]["lr"])
             logger.record("time/fps", (done - start) / (time.perf_counter() - started))
             logger.record("time/total_timesteps", done)
             logger.dump(done)
-            losses = {t.name: [] for t in tasks}
+            losses = []
         if done % config.checkpoint_every == 0 or done == settings.steps:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {"rng_seed": config.seed})
     seconds = time.perf_counter() - started
+    summary = {"algo": "vla-bc", "steps": settings.steps, "resumed_from": start,
+               "seconds": round(seconds, 1), "device": device, "processes": world.size,
+               "parameters": policy.num_parameters(),
+               "datasets": {t.name: {"episodes": t.episodes, "frames": t.frames} for t in tasks}}
+    if not world.is_main:
+        return summary  # the main process evaluates and saves
     results = runs.evaluate(policy, config)
     for env_id, result in results.items():
         logger.record(f"eval/success_rate/{env_id}", result["success_rate"])
     logger.record("time/total_timesteps", settings.steps)
     logger.dump(settings.steps)
-    return runs.finish(run_dir, policy, {
-        "algo": "vla-bc", "steps": settings.steps, "resumed_from": start,
-        "seconds": round(seconds, 1), "device": device, "parameters": policy.num_parameters(),
-        "datasets": {t.name: {"episodes": t.episodes, "frames": t.frames} for t in tasks},
-        "eval": results,
-    })
+    return runs.finish(run_dir, policy, {**summary, "eval": results})
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """The log of processes other than the main one."""

@@ -204,6 +204,18 @@ class VLABCConfig(VLARunConfig):
     def eval_env_kwargs(self) -> dict[str, dict[str, Any]]:
         return dict(self.eval_envs or {})
 
+    def check_start(self, checked: Any) -> None:
+        """Also, under torchrun, every process gets an equal share of each batch."""
+        super().check_start(checked)
+        from agents.distributed import world
+
+        size = world().size
+        if self.bc.batch_size % size:
+            raise ValueError(f"bc.batch_size={self.bc.batch_size} is not a multiple of the "
+                             f"{size} torchrun processes (--nproc_per_node): each takes an "
+                             f"equal share of every batch; use e.g. bc.batch_size="
+                             f"{-(-self.bc.batch_size // size) * size}")
+
 
 class VLAPPOSettings(Section):
     """``ppo:``: PPO fine-tuning of a VLA policy (:mod:`agents.vla.ppo`)."""

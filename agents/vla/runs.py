@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
+from agents import distributed
 from agents.checkpoint import Checkpoint, latest_checkpoint, set_rng_state, write_checkpoint
 from agents.evaluation import EVAL_SEED_OFFSET
 from agents.logs import PROGRESS_FILE, AppendingCSV, truncate_log
@@ -36,13 +37,20 @@ def build_policy(config: VLARunConfig, device: str) -> VLAPolicy:
 
 
 def make_logger(run_dir: Path) -> Any:
-    """SB3's logger writing ``progress.csv`` (appending across resumes) and TensorBoard."""
+    """SB3's logger writing ``progress.csv`` (appending across resumes) and TensorBoard;
+    one that writes nothing in a torchrun process other than the main one."""
+    if not distributed.world().is_main:
+        return Logger(None, [])
     return Logger(str(run_dir), [AppendingCSV(run_dir / PROGRESS_FILE),
                                  TensorBoardOutputFormat(str(run_dir))])
 
 
 def save_checkpoint(run_dir: Path, step: int, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
-                    trainer: dict[str, Any]) -> Path:
+                    trainer: dict[str, Any]) -> Path | None:
+    """Writes ``RUN/checkpoints/step-N`` (the main process only: None elsewhere)."""
+    if not distributed.world().is_main:
+        return None
+
     def contents(folder: Path) -> None:
         policy.save(folder / "policy")
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
@@ -68,7 +76,8 @@ def resume(run_dir: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
         raise ValueError(f"{path} is corrupt or truncated: {error}") from error
     optimizer.load_state_dict(state)
     set_rng_state(checkpoint.state["rng"])
-    moved = truncate_log(run_dir / PROGRESS_FILE, checkpoint.num_timesteps)
+    moved = (truncate_log(run_dir / PROGRESS_FILE, checkpoint.num_timesteps)
+             if distributed.world().is_main else 0)
     log(f"vmalign train: resuming {run_dir} from step {checkpoint.num_timesteps}"
         + (f" ({moved} log rows after it moved to progress.discarded.csv)" if moved else ""))
     return checkpoint.num_timesteps, dict(checkpoint.state.get("trainer", {}))

@@ -1,0 +1,104 @@
+"""Data-parallel training under ``torchrun``: which process this is, the process
+group, and the few collective calls a trainer needs.
+
+``torchrun --nproc_per_node=N -m agents train ...`` starts N copies of the command
+with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment. Each copy
+joins one process group (``gloo`` on CPU, ``nccl`` on GPU, one GPU per process)
+and trains on its share of every global batch; PyTorch's DistributedDataParallel
+averages the gradients, so the N processes take the steps one process would take on
+the same global batch. Rank 0, the main process, makes the run folder and is the
+only one to write logs, checkpoints and the summary, and to evaluate.
+
+Without ``torchrun`` (no ``WORLD_SIZE``) everything here is a no-op: a world of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """This process's place among the ``torchrun`` processes."""
+
+    rank: int = 0
+    local_rank: int = 0
+    """Rank on this machine: which GPU the process uses."""
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.size > 1
+
+
+def world() -> World:
+    """Read from the variables ``torchrun`` sets (a world of one without them)."""
+    try:
+        return World(rank=int(os.environ.get("RANK", 0)),
+                     local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+                     size=int(os.environ.get("WORLD_SIZE", 1)))
+    except ValueError as error:
+        raise ValueError(f"RANK, LOCAL_RANK and WORLD_SIZE must be integers (torchrun sets "
+                         f"them): {error}") from None
+
+
+def join(device: str) -> str:
+    """Joins the process group (once) and returns the device this process trains on:
+    ``cuda:LOCAL_RANK`` for a CUDA run, else ``device`` unchanged."""
+    here = world()
+    if not here.is_distributed:
+        return device
+    import torch
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        if here.local_rank >= torch.cuda.device_count():
+            raise ValueError(f"process {here.rank} has LOCAL_RANK {here.local_rank} but this "
+                             f"machine has {torch.cuda.device_count()} GPU(s): give torchrun "
+                             f"--nproc_per_node at most that many")
+        device = f"cuda:{here.local_rank}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def leave() -> None:
+    """Leaves the process group, if this process joined one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def from_main(make: Callable[[], T]) -> T:
+    """``make()`` run by the main process only, its result sent to every process
+    (e.g. the run folder's timestamped name, which must be one folder for all)."""
+    here = world()
+    if not here.is_distributed:
+        return make()
+    import torch.distributed as dist
+
+    box: list[Any] = [make() if here.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def average(values: Any) -> Any:
+    """The mean over processes of a tensor (every process gets it)."""
+    if not world().is_distributed:
+        return values
+    import torch.distributed as dist
+
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / world().size
