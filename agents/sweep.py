@@ -192,12 +192,16 @@ def _is_number(value: str | None) -> bool:
         return False
 
 
-def _tune_trainable(config: dict[str, Any]) -> None:
+def _trial_name(trial: Any) -> str:
+    return str(trial.config["trial"])
+
+
+def _tune_trainable(config: dict[str, Any], specs: dict[str, dict[str, Any]]) -> None:
     """Trains the trial in a thread and reports its log rows to Ray as they appear
     (Ray Tune's progress table and its result logs), then its summary."""
     from ray import tune
 
-    spec = config["spec"]
+    spec = specs[config["trial"]]
     follower = ProgressFollower(Path(spec["run_dir"]))
     with ThreadPoolExecutor(max_workers=1) as pool:
         trial = pool.submit(run_trial, spec)
@@ -283,12 +287,17 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
         root = (Path(root) if root is not None else make_output_dir(None, prefix="sweep")
                 ).resolve()
         write_sweep_file(root, config, seeds, grid, trials)
-        specs = [{"config": config, "setup": setup, "run_dir": str(root / TRIALS / trial.name),
-                  **asdict(trial)} for trial in trials]
-        trainable = tune.with_resources(_tune_trainable,
+        specs = {trial.name: {"config": config, "setup": setup,
+                              "run_dir": str(root / TRIALS / trial.name), **asdict(trial)}
+                 for trial in trials}
+        # Ray sees only each trial's name (its progress table's column, its folders'
+        # names); the specs reach the workers through Ray's object store.
+        trainable = tune.with_resources(tune.with_parameters(_tune_trainable, specs=specs),
                                         {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = tune.Tuner(
-            trainable, param_space={"spec": tune.grid_search(specs)},
+            trainable, param_space={"trial": tune.grid_search(list(specs))},
+            tune_config=tune.TuneConfig(trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(storage_path=str(root / "ray"), name="tune",
                                       verbose=verbose))
         results = tuner.fit()
@@ -296,7 +305,7 @@ def sweep(config: str, seeds: list[int], grid: dict[str, list[Any]], root: str |
         ray.shutdown()
     outcome: dict[str, Any] = {}
     for result in results:
-        name = result.config["spec"]["name"]
+        name = result.config["trial"]
         outcome[name] = ({"error": str(result.error)} if result.error is not None
                          else dict(result.metrics))
     if report:
