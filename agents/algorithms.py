@@ -64,7 +64,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "vla-dpo": Algorithm(VLADPOConfig, "agents.vla.dpo:train",
                          "agents.vla.evaluate:evaluate", "epochs"),
     "vla-grpo": Algorithm(VLAGRPOConfig, "agents.vla.grpo:train",
-                          "agents.vla.evaluate:evaluate", "iterations"),
+                          "agents.vla.evaluate:evaluate", "iterations", data_parallel=True),
 }
 """name -> :class:`Algorithm`: the one place algorithm names are written."""
 

@@ -1,5 +1,5 @@
 """Data-parallel training under ``torchrun``: which process this is, the process
-group, and the few collective calls a trainer needs.
+group, and the few collective calls a trainer needs (``vla-bc``, ``vla-grpo``).
 
 ``torchrun --nproc_per_node=N -m agents train ...`` starts N copies of the command
 with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment. Each copy
@@ -91,6 +91,42 @@ def from_main(make: Callable[[], T]) -> T:
     box: list[Any] = [make() if here.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def main_only(log: Callable[..., Any]) -> Callable[..., Any]:
+    """``log`` in the main process; a log that prints nothing in the others."""
+    return log if world().is_main else _silent
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """The log of processes other than the main one."""
+
+
+def gather(item: T) -> list[T]:
+    """Every process's ``item`` (any picklable object), in rank order, on every
+    process (``[item]`` in a world of one)."""
+    here = world()
+    if not here.is_distributed:
+        return [item]
+    import torch.distributed as dist
+
+    items: list[Any] = [None] * here.size
+    dist.all_gather_object(items, item)
+    return items
+
+
+def data_parallel(module: Any, device: str) -> Any:
+    """``module`` (whose ``forward`` returns the loss) wrapped in PyTorch's
+    DistributedDataParallel under torchrun: it broadcasts rank 0's parameters now and
+    averages the gradients in every backward. The module itself in a world of one."""
+    if not world().is_distributed:
+        return module
+    import torch
+
+    # The VLA's value head gets no gradient from cloning or GRPO: unused parameters.
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
+        find_unused_parameters=True)
 
 
 def average(values: Any) -> Any:

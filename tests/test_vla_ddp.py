@@ -1,6 +1,6 @@
-"""vla-bc under torchrun: two gloo processes take the steps one process takes on the
-same global batch, resume from the main process's checkpoint, and bad set-ups stop
-before the run folder exists."""
+"""vla-bc and vla-grpo under torchrun: two gloo processes take the steps one process
+takes on the same global batch, resume from the main process's checkpoint, and bad
+set-ups stop before the run folder exists."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 from agents.collect import collect_dataset
 from agents.config import load_config
 from agents.runs import preflight, train
-from agents.vla.model import VLAPolicy
+from agents.vla.model import VLAPolicy, make_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOSS = "bc/loss/vmalign/NumberLine-v0"
@@ -46,9 +46,32 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def losses(run: Path) -> list[float]:
+def logged(run: Path, key: str = LOSS) -> list[float]:
     with open(run / "progress.csv", newline="") as handle:
-        return [float(row[LOSS]) for row in csv.DictReader(handle) if row[LOSS]]
+        return [float(row[key]) for row in csv.DictReader(handle) if row[key]]
+
+
+def losses(run: Path) -> list[float]:
+    return logged(run, LOSS)
+
+
+def assert_same_parameters(one_run: Path, two_run: Path, before: Path) -> None:
+    """The final policies agree well within the last step's size, except the
+    attention key biases: their gradient is zero in exact arithmetic (softmax ignores
+    a shift shared by every key), and Adam scales the float noise in it up to
+    updates of about the learning rate."""
+    one = VLAPolicy.load(one_run / "policy", device="cpu").state_dict()
+    two = VLAPolicy.load(two_run / "policy", device="cpu").state_dict()
+    start = VLAPolicy.load(before, device="cpu").state_dict()
+    for name in list(one):
+        if name.endswith("in_proj_bias"):  # query, key and value biases, stacked
+            width = one[name].numel() // 3
+            keep = torch.cat([torch.arange(width), torch.arange(2 * width, 3 * width)])
+            one[name], two[name], start[name] = (d[name][keep] for d in (one, two, start))
+    for name, value in one.items():
+        torch.testing.assert_close(two[name], value, atol=2e-5, rtol=0, msg=name)
+    moved = max((one[n].float() - start[n].float()).abs().max().item() for n in one)
+    assert moved > 5e-4  # the last step was taken, and the comparison can fail
 
 
 def test_two_processes_match_one_and_resume(tmp_path, bc_yaml):
@@ -68,20 +91,10 @@ def test_two_processes_match_one_and_resume(tmp_path, bc_yaml):
     assert sorted(p.name for p in (ddp / "checkpoints").glob("step-*")) == [
         "step-0000000002", "step-0000000003"]
 
-    # Each process saw half of every batch; the averaged gradients make the same
-    # steps. The tolerance is well under one step (lr 1e-3): Adam turns float noise
-    # in gradients that are zero in exact arithmetic (attention key biases) into
-    # updates of up to 1e-4.
+    # Each process saw half of every batch; the averaged gradients make the same steps.
     assert losses(ddp) == pytest.approx(losses(single), abs=1e-5)
     assert len(losses(ddp)) == 3
-    one = VLAPolicy.load(single / "policy", device="cpu").state_dict()
-    two = VLAPolicy.load(ddp / "policy", device="cpu").state_dict()
-    start = VLAPolicy.load(ddp / "checkpoints" / "step-0000000002" / "policy",
-                           device="cpu").state_dict()
-    for name, value in one.items():
-        torch.testing.assert_close(two[name], value, atol=2e-4, rtol=0, msg=name)
-    moved = max((one[n].float() - start[n].float()).abs().max().item() for n in one)
-    assert moved > 5e-4  # the third step was taken, and the comparison can fail
+    assert_same_parameters(single, ddp, ddp / "checkpoints" / "step-0000000002" / "policy")
 
 
 def test_a_batch_that_does_not_split_evenly_stops_before_the_run_folder(tmp_path, bc_yaml):
@@ -97,5 +110,57 @@ def test_an_algorithm_that_is_not_data_parallel_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ValueError, match=r"algo ppo trains in one process, but torchrun "
-                                         r"started 2.*data-parallel algos: \['vla-bc'\]"):
+                                         r"started 2.*data-parallel algos: \['vla-bc', "
+                                         r"'vla-grpo'\]"):
         preflight(load_config("reach_ground_truth"))
+
+
+@pytest.fixture(scope="module")
+def grpo_yaml(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("grpo")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        VLAPolicy(make_config("tiny", image_size=32, patch_size=8), device="cpu").save(
+            folder / "init")
+    # Two chunks of two groups (parallel 8 // group_size 4): one per process.
+    config = {"algo": "vla-grpo", "seed": 0, "device": "cpu", "checkpoint_every": 2,
+              "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
+              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(folder / "init")},
+              "grpo": {"iterations": 3, "groups": 4, "group_size": 4, "n_epochs": 2,
+                       "batch_size": 16, "lr": 1e-3, "parallel": 8}}
+    path = folder / "grpo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_grpo_two_processes_play_half_the_groups_each_and_match_one(tmp_path, grpo_yaml):
+    single = tmp_path / "single"
+    train(load_config(grpo_yaml, ["grpo.iterations=2"]), single, log=lambda *a: None)
+    train(load_config(grpo_yaml), single, resume=True, log=lambda *a: None)
+
+    ddp = tmp_path / "ddp"
+    first = torchrun("--config", str(grpo_yaml), "grpo.iterations=2", "--out", str(ddp))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 processes" in first.stdout and first.stdout.count("iteration 1/2") == 1
+    second = torchrun("--resume", str(ddp), "grpo.iterations=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads((ddp / "train_summary.json").read_text())
+    assert summary["processes"] == 2 and summary["resumed_from"] == 2
+
+    # The same rollouts (each chunk of groups has its own sampler, whoever plays it),
+    # and the shared minibatches make the same updates.
+    returns = logged(single, "rollout/gt_return")
+    assert logged(ddp, "rollout/gt_return") == returns and len(returns) == 3
+    assert logged(ddp, "grpo/policy_loss") == pytest.approx(logged(single, "grpo/policy_loss"),
+                                                            abs=1e-5)
+    assert_same_parameters(single, ddp, ddp / "checkpoints" / "step-0000000002" / "policy")
+
+
+def test_grpo_with_fewer_chunks_than_processes_stops_before_the_run_folder(tmp_path,
+                                                                           grpo_yaml):
+    out = tmp_path / "one-chunk"
+    done = torchrun("--config", str(grpo_yaml), "grpo.parallel=16", "--out", str(out))
+    assert done.returncode != 0
+    assert "make 1 chunk(s) for 2 torchrun processes" in done.stderr
+    assert "grpo.groups=8 or more, or grpo.parallel=8 or less" in done.stderr
+    assert not out.exists()

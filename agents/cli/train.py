@@ -23,8 +23,8 @@ module built, before the run folder is made: a bad config stops in seconds with 
 message naming the key, and leaves nothing on disk.
 
 ``torchrun --standalone --nproc_per_node=N -m agents train --config vla_bc ...``
-trains ``vla-bc`` data-parallel on N processes (one per GPU, or CPU processes):
-the same command, the same run folder, written by the main process
+trains ``vla-bc`` and ``vla-grpo`` data-parallel on N processes (one per GPU, or CPU
+processes): the same command, the same run folder, written by the main process
 (:mod:`agents.distributed`); ``--resume`` works the same way.
 """
 

@@ -80,17 +80,6 @@ class CloningLoss(nn.Module):
         return torch.stack(losses)
 
 
-def data_parallel(loss: CloningLoss, device: str) -> nn.Module:
-    """``loss`` wrapped in DistributedDataParallel under torchrun (it broadcasts rank
-    0's parameters now, then averages gradients in every backward); as is otherwise."""
-    if not distributed.world().is_distributed:
-        return loss
-    # The value head (used by the RL trainers) gets no gradient from cloning.
-    return nn.parallel.DistributedDataParallel(
-        loss, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
-        find_unused_parameters=True)
-
-
 def learning_rate(step: int, settings: BCSettings) -> float:
     """Linear warm-up to ``lr``, then cosine decay to 10% of it at ``steps``."""
     base, warmup, total = settings.lr, settings.warmup, settings.steps
@@ -103,8 +92,7 @@ def learning_rate(step: int, settings: BCSettings) -> float:
 def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
           progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
     settings, device, world = config.bc, checked.device, distributed.world()
-    if not world.is_main:
-        log = _silent
+    log = distributed.main_only(log)
     tasks = [TaskData(folder, settings.max_episodes) for folder in config.datasets]
     policy = runs.build_policy(config, device)
     decay = [p for n, p in policy.named_parameters() if p.requires_grad and p.dim() >= 2]
@@ -112,7 +100,7 @@ def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": other, "weight_decay": 0.0}], lr=settings.lr)
     start, trainer = runs.resume(run_dir, policy, optimizer, log) if resume else (0, {})
-    objective = data_parallel(CloningLoss(policy), device)
+    objective = distributed.data_parallel(CloningLoss(policy), device)
     # Every process draws the same indices from this generator and keeps its share.
     rng = np.random.default_rng(trainer.get("rng_seed", config.seed) + start)
     logger = runs.make_logger(run_dir)
@@ -157,7 +145,3 @@ def train(config: VLABCConfig, run_dir: Path, resume: bool, checked: Checked,
     logger.record("time/total_timesteps", settings.steps)
     logger.dump(settings.steps)
     return runs.finish(run_dir, policy, {**summary, "eval": results})
-
-
-def _silent(*args: Any, **kwargs: Any) -> None:
-    """The log of processes other than the main one."""

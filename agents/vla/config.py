@@ -291,6 +291,13 @@ class VLAGRPOSettings(Section):
     parallel: at_least(1) = 16
     """Envs stepped in lockstep while playing (one batched policy call per step)."""
 
+    def chunks(self) -> list[range]:
+        """The groups played together (``parallel // group_size`` of them, at least
+        one): the unit of work a process takes under torchrun."""
+        size = max(1, self.parallel // self.group_size)
+        return [range(first, min(first + size, self.groups))
+                for first in range(0, self.groups, size)]
+
 
 class VLAGRPOConfig(FineTuningConfig):
     """``algo: vla-grpo``: GRPO on the env's own reward from a saved VLA policy."""
@@ -299,6 +306,22 @@ class VLAGRPOConfig(FineTuningConfig):
     grpo: VLAGRPOSettings = Field(default_factory=VLAGRPOSettings)
 
     LENGTH_KEY: ClassVar[str] = "grpo.iterations"
+
+    def check_start(self, checked: Any) -> None:
+        """Also, under torchrun, every process plays at least one chunk of groups."""
+        super().check_start(checked)
+        from agents.distributed import world
+
+        size, s = world().size, self.grpo
+        per_chunk, chunks = len(s.chunks()[0]), len(s.chunks())
+        if chunks < size:
+            fewer = (f", or grpo.parallel={s.groups // size * s.group_size} or less"
+                     if s.groups >= size else "")
+            raise ValueError(
+                f"grpo: {s.groups} groups played {per_chunk} at a time (grpo.parallel="
+                f"{s.parallel} // grpo.group_size={s.group_size}) make {chunks} chunk(s) for "
+                f"{size} torchrun processes, so some would play nothing; use grpo.groups="
+                f"{per_chunk * size} or more{fewer}")
 
 
 class DPOSettings(Section):

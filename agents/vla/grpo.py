@@ -6,7 +6,9 @@ critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
 
 1. **Groups.** ``grpo.groups`` start states (env seeds ``seed + iteration * groups
    + g``, never repeated across iterations), ``grpo.group_size`` rollouts from each,
-   actions sampled (:func:`agents.vla.rollout.rollout_episodes`).
+   actions sampled (:func:`agents.vla.rollout.rollout_episodes`). Groups are played
+   in chunks of ``grpo.parallel // grpo.group_size`` (envs in lockstep), each chunk
+   with its own seeded sampler, so which process plays a chunk does not change it.
 2. **Advantages** (:func:`group_advantages`): a rollout's ground-truth return minus
    its group's mean, divided by the group's standard deviation (plus ``1e-6``); every
    step of the rollout gets its rollout's advantage. A group whose rollouts all
@@ -16,6 +18,13 @@ critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
    log-probabilities the rollouts were sampled with, plus ``grpo.kl_coef`` times an
    unbiased estimate of KL(policy || reference) (Schulman's k3,
    ``exp(ref - logp) - (ref - logp) - 1``) to the starting policy ``vla.init``.
+
+Data-parallel under ``torchrun --nproc_per_node=N -m agents train --algo vla-grpo``
+(:mod:`agents.distributed`): each process plays every N-th chunk of groups (the
+rollouts are the expensive part), every process gathers all of them, and each
+minibatch is shared out row by row, DistributedDataParallel summing the shares'
+gradients into the minibatch's mean. N processes therefore take the steps one
+process takes; the main process logs, checkpoints and evaluates.
 
 A checkpoint after every ``checkpoint_every`` iterations (policy, optimizer, RNG
 states); ``--resume`` continues from the last one with the next iteration's start
@@ -32,7 +41,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
+from agents import distributed
 from agents.rollouts import Episode
 from agents.runs import Checked
 from agents.vla import runs
@@ -59,16 +70,29 @@ def kl_estimate(log_prob: torch.Tensor, reference_log_prob: torch.Tensor) -> tor
     return difference.exp() - difference - 1
 
 
-def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
-                spec: ActionSpec) -> list[list[Episode]]:
-    """The iteration's groups: ``group_size`` sampled rollouts from each start state."""
+def play_chunk(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
+               chunk: range) -> list[list[Episode]]:
+    """``group_size`` sampled rollouts from each of the chunk's start states, actions
+    drawn from the chunk's own generator (seeded by run seed, iteration and chunk)."""
     s = config.grpo
     first = config.seed + iteration * s.groups
-    seeds = [first + g for g in range(s.groups) for _ in range(s.group_size)]
-    generator = torch.Generator(device=policy.device).manual_seed(config.seed * 7919 + iteration)
+    seeds = [first + g for g in chunk for _ in range(s.group_size)]
+    key = np.random.SeedSequence([config.seed, iteration, chunk.start]).generate_state(1)[0]
+    generator = torch.Generator(device=policy.device).manual_seed(int(key))
     played = rollout_episodes(policy, config.env, config.env_kwargs, seeds, deterministic=False,
                               parallel=s.parallel, keep_trajectories=True, generator=generator)
-    return [played[g * s.group_size:(g + 1) * s.group_size] for g in range(s.groups)]
+    return [played[g * s.group_size:(g + 1) * s.group_size] for g in range(len(chunk))]
+
+
+def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
+                world: distributed.World) -> list[list[Episode]]:
+    """The iteration's groups, in order: this process plays its share of the chunks
+    and gets the others' from them."""
+    mine = {chunk.start: play_chunk(policy, config, iteration, chunk)
+            for chunk in config.grpo.chunks()[world.rank::world.size]}
+    played = {start: groups for share in distributed.gather(mine)
+              for start, groups in share.items()}
+    return [group for start in sorted(played) for group in played[start]]
 
 
 def step_batch(policy: VLAPolicy, groups: list[list[Episode]], advantages: np.ndarray,
@@ -116,45 +140,81 @@ def all_log_probs(policy: VLAPolicy, batch: dict[str, Any], spec: ActionSpec,
     return torch.cat(values)
 
 
+class GroupRelativeLoss(nn.Module):
+    """The clipped group-relative objective of some rows of a minibatch, as a module
+    because DistributedDataParallel hooks ``forward``. Summed over the rows and
+    divided by the minibatch's size over the processes, so that the gradients the
+    processes average are those of the whole minibatch's mean."""
+
+    def __init__(self, policy: VLAPolicy, spec: ActionSpec, s: VLAGRPOSettings) -> None:
+        super().__init__()
+        self.policy, self.spec, self.s = policy, spec, s
+
+    def forward(self, batch: dict[str, Any], rows: torch.Tensor, old: torch.Tensor,
+                ref: torch.Tensor | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, statistics)``; the statistics are summed over the rows: policy
+        loss, entropy, clipped ratios, KL to the reference."""
+        new, entropy = log_probs(self.policy, batch, rows, self.spec)
+        ratio = (new - old[rows]).exp()
+        advantage = batch["advantages"][rows]
+        clipped = ratio.clamp(1 - self.s.clip_range, 1 + self.s.clip_range)
+        policy_loss = -torch.min(ratio * advantage, clipped * advantage)
+        loss = policy_loss.sum() - self.s.ent_coef * entropy.sum()
+        kl = kl_estimate(new, ref[rows]) if ref is not None else torch.zeros_like(new)
+        if ref is not None:
+            loss = loss + self.s.kl_coef * kl.sum()
+        stats = torch.stack([policy_loss.sum(), entropy.sum(),
+                             ((ratio - 1).abs() > self.s.clip_range).float().sum(), kl.sum(),
+                             new.new_tensor(float(len(rows)))]).detach()
+        return loss * scale, stats
+
+
+def minibatches(total: int, batch_size: int, processes: int,
+                generator: torch.Generator) -> list[torch.Tensor]:
+    """A shuffled pass over ``total`` rows in minibatches of ``batch_size``; a last
+    one too small to give every process a row joins the one before."""
+    order = torch.randperm(total, generator=generator)
+    batches = [order[begin:begin + batch_size] for begin in range(0, total, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < processes:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
 def grpo_update(policy: VLAPolicy, reference: VLAPolicy | None,
                 optimizer: torch.optim.Optimizer, batch: dict[str, Any], spec: ActionSpec,
-                s: VLAGRPOSettings, generator: torch.Generator) -> dict[str, list[float]]:
-    """``s.n_epochs`` passes of the clipped group-relative objective; per-minibatch
-    statistics."""
+                s: VLAGRPOSettings, generator: torch.Generator,
+                objective: nn.Module) -> dict[str, float]:
+    """``s.n_epochs`` passes of ``objective`` (the :class:`GroupRelativeLoss` of
+    ``policy``, wrapped for data parallelism under torchrun); the statistics' means
+    over the steps."""
+    here = distributed.world()
     old = all_log_probs(policy, batch, spec)
     ref = all_log_probs(reference, batch, spec) if reference is not None else None
-    stats: dict[str, list[float]] = {"policy_loss": [], "kl": [], "clip_fraction": [],
-                                     "entropy": []}
-    policy.train()
     total = len(batch["texts"])
+    if total < here.size:
+        raise ValueError(f"GRPO played {total} steps, fewer than the {here.size} processes")
+    sums = torch.zeros(5, device=policy.device)
+    policy.train()
     for _ in range(s.n_epochs):
-        order = torch.randperm(total, generator=generator)
-        for begin in range(0, total, s.batch_size):
-            rows = order[begin:begin + s.batch_size]
-            new, entropy = log_probs(policy, batch, rows, spec)
-            ratio = (new - old[rows]).exp()
-            advantage = batch["advantages"][rows]
-            clipped = ratio.clamp(1 - s.clip_range, 1 + s.clip_range)
-            policy_loss = -torch.min(ratio * advantage, clipped * advantage).mean()
-            loss = policy_loss - s.ent_coef * entropy.mean()
-            if ref is not None:
-                kl = kl_estimate(new, ref[rows]).mean()
-                loss = loss + s.kl_coef * kl
-                stats["kl"].append(float(kl.detach()))
+        for rows in minibatches(total, s.batch_size, here.size, generator):
+            loss, stats = objective(batch, rows[here.rank::here.size], old, ref,
+                                    here.size / len(rows))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), s.max_grad_norm)
             optimizer.step()
-            stats["policy_loss"].append(float(policy_loss.detach()))
-            stats["entropy"].append(float(entropy.mean().detach()))
-            stats["clip_fraction"].append(float(((ratio - 1).abs() > s.clip_range)
-                                                .float().mean()))
-    return stats
+            sums += stats
+    sums = distributed.average(sums)  # the mean of the sums: the ratios below hold
+    means = {"policy_loss": sums[0], "entropy": sums[1], "clip_fraction": sums[2]}
+    if ref is not None:
+        means["kl"] = sums[3]
+    return {key: float(value / sums[4]) for key, value in means.items()}
 
 
 def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
           progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
-    s, device = config.grpo, checked.device
+    s, device, world = config.grpo, checked.device, distributed.world()
+    log = distributed.main_only(log)
     policy = runs.build_policy(config, device)
     reference = (VLAPolicy.load(config.vla.init, device=device).eval().requires_grad_(False)
                  if s.kl_coef > 0 else None)
@@ -163,28 +223,29 @@ def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
     env = gym.make(config.env, **config.env_kwargs)
     spec = ActionSpec.of(env.action_space)
     env.close()
+    objective = distributed.data_parallel(GroupRelativeLoss(policy, spec, s), device)
     logger = runs.make_logger(run_dir)
     log(f"vmalign train: vla-grpo on {config.env}, {s.groups} groups x {s.group_size} "
-        f"rollouts per iteration, {policy.num_parameters() / 1e6:.1f} M parameters, {device}")
+        f"rollouts per iteration, {policy.num_parameters() / 1e6:.1f} M parameters, {device}"
+        + (f", {world.size} processes" if world.is_distributed else ""))
     started = time.perf_counter()
     steps = 0
     for iteration in range(start, s.iterations):
-        groups = play_groups(policy, config, iteration, spec)
+        groups = play_groups(policy, config, iteration, world)
         returns = np.array([[e.ground_truth_return for e in group] for group in groups])
         advantages = group_advantages(returns)
         batch = step_batch(policy, groups, advantages, spec)
         # Seeded per iteration: a resumed run shuffles its minibatches as an unbroken one.
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + iteration)
-        stats = grpo_update(policy, reference, optimizer, batch, spec, s, generator)
+        stats = grpo_update(policy, reference, optimizer, batch, spec, s, generator, objective)
         steps += len(batch["texts"])
         done = iteration + 1
         episodes = [e for group in groups for e in group]
         logger.record("rollout/gt_return", float(returns.mean()))
         logger.record("rollout/success_rate", success_rate(episodes))
         logger.record("grpo/groups_with_signal", float((returns.std(axis=1) > 0).mean()))
-        for key, values in stats.items():
-            if values:
-                logger.record(f"grpo/{key}", float(np.mean(values)))
+        for key, value in stats.items():
+            logger.record(f"grpo/{key}", value)
         logger.record("time/total_timesteps", done)
         logger.dump(done)
         log(f"  iteration {done}/{s.iterations}: return {returns.mean():.3f}, success "
@@ -192,12 +253,13 @@ def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
         if done % config.checkpoint_every == 0 or done == s.iterations:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {})
     seconds = time.perf_counter() - started
+    summary = {"algo": "vla-grpo", "env": config.env, "iterations": s.iterations,
+               "steps": s.iterations, "env_steps": steps, "resumed_from": start,
+               "seconds": round(seconds, 1), "device": device, "processes": world.size}
+    if not world.is_main:
+        return summary  # the main process evaluates and saves
     results = runs.evaluate(policy, config)
     starting = runs.evaluate(reference if reference is not None
                              else VLAPolicy.load(config.vla.init, device=device), config)
-    return runs.finish(run_dir, policy, {
-        "algo": "vla-grpo", "env": config.env, "iterations": s.iterations,
-        "steps": s.iterations, "env_steps": steps, "resumed_from": start,
-        "seconds": round(seconds, 1), "device": device, "eval": results,
-        "eval_starting_policy": starting,
-    })
+    return runs.finish(run_dir, policy, {**summary, "eval": results,
+                                         "eval_starting_policy": starting})
