@@ -46,6 +46,14 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def refused(config: Path, override: str, out: Path) -> str:
+    """The error of a torchrun training that must stop before its run folder exists."""
+    done = torchrun("--config", str(config), override, "--out", str(out))
+    assert done.returncode != 0
+    assert not out.exists()
+    return done.stderr
+
+
 def logged(run: Path, key: str = LOSS) -> list[float]:
     with open(run / "progress.csv", newline="") as handle:
         return [float(row[key]) for row in csv.DictReader(handle) if row[key]]
@@ -98,12 +106,9 @@ def test_two_processes_match_one_and_resume(tmp_path, bc_yaml):
 
 
 def test_a_batch_that_does_not_split_evenly_stops_before_the_run_folder(tmp_path, bc_yaml):
-    out = tmp_path / "odd"
-    done = torchrun("--config", str(bc_yaml), "bc.batch_size=7", "--out", str(out))
-    assert done.returncode != 0
-    assert "bc.batch_size=7 is not a multiple of the 2 torchrun processes" in done.stderr
-    assert "bc.batch_size=8" in done.stderr
-    assert not out.exists()
+    error = refused(bc_yaml, "bc.batch_size=7", tmp_path / "odd")
+    assert "bc.batch_size=7 is not a multiple of the 2 torchrun processes" in error
+    assert "bc.batch_size=8" in error
 
 
 def test_an_algorithm_that_is_not_data_parallel_is_refused(monkeypatch):
@@ -158,9 +163,6 @@ def test_grpo_two_processes_play_half_the_groups_each_and_match_one(tmp_path, gr
 
 def test_grpo_with_fewer_chunks_than_processes_stops_before_the_run_folder(tmp_path,
                                                                            grpo_yaml):
-    out = tmp_path / "one-chunk"
-    done = torchrun("--config", str(grpo_yaml), "grpo.parallel=16", "--out", str(out))
-    assert done.returncode != 0
-    assert "make 1 chunk(s) for 2 torchrun processes" in done.stderr
-    assert "grpo.groups=8 or more, or grpo.parallel=8 or less" in done.stderr
-    assert not out.exists()
+    error = refused(grpo_yaml, "grpo.parallel=16", tmp_path / "one-chunk")
+    assert "make 1 chunk(s) for 2 torchrun processes" in error
+    assert "grpo.groups=8 or more, or grpo.parallel=8 or less" in error
