@@ -129,7 +129,9 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 command="$1"
 shift
 case "$command" in
-    test) ensure_browser; exec python -m pytest -m "not slow" -q "$@" ;;
-    test-all) ensure_browser; exec python -m pytest -q "$@" ;;
+    # One pytest worker per core (xdist), a test file per worker: conftest keeps each
+    # test to one torch thread, so one process would leave the other cores idle.
+    test) ensure_browser; exec python -m pytest -m "not slow" -q -n auto --dist loadfile "$@" ;;
+    test-all) ensure_browser; exec python -m pytest -q -n auto --dist loadfile "$@" ;;
     *) exec "$command" "$@" ;;
 esac

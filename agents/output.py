@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,10 @@ import imageio.v2 as imageio
 import numpy as np
 
 from rewards.durable import atomic_save
+
+
+EVAL_DIR = "eval"
+"""The folder ``vmalign eval`` writes in a run (``eval-1``, ... when it is taken)."""
 
 
 def make_output_dir(requested: str | os.PathLike[str] | None = None, prefix: str = "run") -> Path:
@@ -38,6 +43,19 @@ def make_output_dir(requested: str | os.PathLike[str] | None = None, prefix: str
                 return candidate
         suffix += 1
         candidate = base.with_name(f"{base.name}-{suffix}")
+
+
+def made_output_dirs(requested: str | os.PathLike[str]) -> list[Path]:
+    """The folders :func:`make_output_dir` has made for ``requested``, oldest first:
+    ``requested``, ``requested-1``, ``requested-2``, ... (those that exist)."""
+    base = Path(requested)
+    pattern = re.compile(re.escape(base.name) + r"(?:-(\d+))?")
+    found = []
+    if base.parent.is_dir():
+        for path in base.parent.iterdir():
+            if path.is_dir() and (match := pattern.fullmatch(path.name)):
+                found.append((int(match.group(1) or 0), path))
+    return [path for _, path in sorted(found)]
 
 
 def write_json(path: Path, data: Any) -> None:

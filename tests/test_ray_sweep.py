@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,8 +78,10 @@ def test_a_killed_sweep_reruns_skipping_the_finished_trial_and_resuming_the_othe
     assert (long / "eval" / "eval.json").is_file()  # the held-out evaluation the report reads
     report = json.loads((out / "report.json").read_text())
     assert len(report["points"]) == 2
-    assert all(run["source"] == "eval/eval.json" for point in report["points"]
-               for run in point["runs"])
+    # Each trial's held-out evaluation: eval/, or eval-1/ when the kill came during
+    # the short trial's eval (its partial eval/ is kept, and passed over).
+    assert all(re.fullmatch(r"eval(-1)?/eval.json", run["source"])
+               for point in report["points"] for run in point["runs"])
     assert (out / "report.md").is_file()
     # The long trial reported its log rows to Ray as it trained (before the kill too),
     # not only its summary at the end.
@@ -148,3 +151,12 @@ def test_a_trial_killed_before_its_first_checkpoint_starts_over_and_keeps_its_fo
         "written before the kill\n"
     assert (run_dir / "eval" / "eval.json").is_file()
     assert run_trial(spec)["trial_status"] == "finished before"
+    assert not (run_dir / "eval-1").exists()  # evaluated already: not again
+
+    # Killed during its evaluation: the rerun evaluates into a fresh folder (the
+    # partial one is kept), once, and the report reads that one.
+    (run_dir / "eval" / "eval.json").unlink()
+    assert run_trial(spec)["trial_status"] == "finished before"
+    assert (run_dir / "eval-1" / "eval.json").is_file()
+    assert run_trial(spec)["trial_status"] == "finished before"
+    assert not (run_dir / "eval-2").exists()

@@ -120,3 +120,41 @@ def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
     assert not (empty / "report.md").exists() and not (tmp_path / "results.md").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_score_is_the_newest_finished_eval_of_a_run(tmp_path):
+    """``vmalign eval`` never overwrites: a second eval writes ``eval-1``, and an eval
+    killed before its ``eval.json`` leaves a folder without one, which is passed over."""
+    from agents.report import final_scores
+
+    run = tmp_path / "run"
+    make_run(run, 0, "ground_truth", 0.2)
+    assert final_scores(run) == ({"success_rate": 0.2, "mean_return": -3.0}, "eval/eval.json")
+    for index, success in [(1, 0.4), (2, 0.6), (10, 0.8)]:  # 10 is newer than 2
+        (run / f"eval-{index}").mkdir()
+        (run / f"eval-{index}" / "eval.json").write_text(json.dumps(
+            {"success_rate": success, "mean_return": 0.0}))
+    (run / "eval-11").mkdir()  # killed mid-eval: videos, no eval.json
+    (run / "eval-11" / "best.mp4").write_bytes(b"")
+    (run / "evaluation-notes").mkdir()  # not an eval folder
+    (run / "evaluation-notes" / "eval.json").write_text("{}")
+    assert final_scores(run) == ({"success_rate": 0.8, "mean_return": 0.0}, "eval-10/eval.json")
+
+    killed = tmp_path / "killed"
+    make_run(killed, 0, "ground_truth", 0.0, evaluated=False)
+    (killed / "eval").mkdir()
+    assert final_scores(killed) == (None, "not evaluated")
+
+
+def test_the_fast_iqm_is_rliables_for_any_count_and_per_time_step():
+    from rliable import metrics
+
+    from agents.report import interquartile_mean
+
+    rng = np.random.default_rng(0)
+    for runs in range(1, 13):
+        scores = rng.random((runs, 2))
+        assert interquartile_mean(scores) == pytest.approx(metrics.aggregate_iqm(scores))
+    curves = rng.random((7, 1, 5))
+    np.testing.assert_allclose(interquartile_mean(curves),
+                               [metrics.aggregate_iqm(curves[..., t]) for t in range(5)])

@@ -41,7 +41,7 @@ from agents.evaluation import EVAL_SEED_OFFSET
 from agents.evaluation.curves import write_learning_curve
 from agents.logs import PROGRESS_FILE, read_rows
 from agents.metrics import reward_progress_spearman
-from agents.output import make_output_dir, write_json, write_video
+from agents.output import EVAL_DIR, make_output_dir, write_json, write_video
 from agents.rollouts import Episode
 from agents.runs import build_reward
 from agents.sb3.checkpoint import load_policy_weights
@@ -52,7 +52,6 @@ from agents.sb3.vector import observation_layers
 from rewards.base import RewardModel
 from rewards.device import get_device
 
-EVAL_DIR = "eval"
 VIDEO_FPS = 20
 """Video frame rate; lower when the env renders slower (``metadata["render_fps"]``)."""
 MAX_EPISODE_STEPS = 10_000

@@ -33,6 +33,7 @@ import fcntl
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +58,12 @@ preferred); "skip" (can't tell) stores no label."""
 LABELLER_PATTERN = re.compile(r"[\w .@-]{1,64}")
 """Allowed labeller names: letters, digits, space, ``_.@-``; 1 to 64 characters."""
 _ROUND_FILE = re.compile(r"round-(\d{6})\.json")
+_NPZ_READ = threading.Lock()
+"""One ``.npz`` read at a time in this process: NumPy parses each array's header with
+``ast.literal_eval``, whose AST constructor keeps its recursion depth in state shared by
+threads: concurrent parses can fail with ``SystemError: AST constructor recursion depth
+mismatch`` (CPython 3.11.7 here; see gh-106905). The page's answers arrive on several
+server threads at once."""
 
 
 class UnknownPair(LookupError):
@@ -189,7 +196,7 @@ class PendingQueue:
         if not 0 <= query < count:
             raise UnknownPair(f"round {number} has pairs 0..{count - 1}, not {query}")
         if number not in self._frames:
-            with np.load(self._path(number, ".npz"), allow_pickle=False) as data:
+            with _NPZ_READ, np.load(self._path(number, ".npz"), allow_pickle=False) as data:
                 self._frames = {number: (data["frames_a"], data["frames_b"],
                                          [str(text) for text in data["instructions"]])}
         frames_a, frames_b, instructions = self._frames[number]

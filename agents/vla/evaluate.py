@@ -23,7 +23,7 @@ from agents.checkpoint import checkpoint_folder, latest_checkpoint
 from agents.evaluation import EVAL_SEED_OFFSET
 from agents.evaluation.curves import write_training_series
 from agents.logs import PROGRESS_FILE, read_rows
-from agents.output import make_output_dir, write_json, write_video
+from agents.output import EVAL_DIR, make_output_dir, write_json, write_video
 from agents.vla.config import VLARunConfig
 from agents.vla.model import VLAPolicy
 from agents.vla.rollout import rollout_episodes, success_rate
@@ -64,7 +64,7 @@ def evaluate(run_dir: Path, config: VLARunConfig, episodes: int | None, seed: in
         }
         log(f"  {env_id}: success rate {summary['envs'][env_id]['success_rate']:.2f}, "
             f"mean return {returns.mean():.3f} over {count} episode(s)")
-    out = make_output_dir(run_dir / "eval")
+    out = make_output_dir(run_dir / EVAL_DIR)
     for env_id, played in played_per_env.items():
         for video in summary["envs"][env_id]["videos"].values():
             write_video(played[video["episode"]].video_frames(), out / video["file"], fps=10)
