@@ -21,8 +21,9 @@ critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
 
 Data-parallel under ``torchrun --nproc_per_node=N -m agents train --algo vla-grpo``
 (:mod:`agents.distributed`): each process plays every N-th chunk of groups (the
-rollouts are the expensive part), every process gathers all of them, and each
-minibatch is shared out row by row, DistributedDataParallel summing the shares'
+rollouts are the expensive part), every process gathers all of them, the
+log-probabilities under the policy and the reference are computed a slice per
+process and gathered too, and each minibatch is shared out row by row, DistributedDataParallel summing the shares'
 gradients into the minibatch's mean. N processes therefore take the steps one
 process takes; the main process logs, checkpoints and evaluates.
 
@@ -130,14 +131,21 @@ def log_probs(policy: VLAPolicy, batch: dict[str, Any], rows: torch.Tensor,
 @torch.no_grad()
 def all_log_probs(policy: VLAPolicy, batch: dict[str, Any], spec: ActionSpec,
                   chunk: int = 256) -> torch.Tensor:
-    """Log-probabilities of every recorded action under ``policy``, without gradients."""
+    """Log-probabilities of every recorded action under ``policy``, without gradients.
+    Under torchrun each process scores its own slice of the rows and the slices are
+    gathered, instead of every process scoring the whole batch."""
     was_training = policy.training
     policy.eval()
+    here = distributed.world()
     total = len(batch["texts"])
-    values = [log_probs(policy, batch, torch.arange(begin, min(begin + chunk, total)), spec)[0]
-              for begin in range(0, total, chunk)]
+    share = -(-total // here.size)
+    mine = range(min(total, here.rank * share), min(total, (here.rank + 1) * share))
+    values = [log_probs(policy, batch, torch.arange(begin, min(begin + chunk, mine.stop)),
+                        spec)[0].cpu() for begin in range(mine.start, mine.stop, chunk)]
     policy.train(was_training)
-    return torch.cat(values)
+    # Through the CPU: a pickled CUDA tensor would unpickle onto the sender's GPU index.
+    slices = distributed.gather(torch.cat(values) if values else torch.zeros(0))
+    return torch.cat(slices).to(policy.device)
 
 
 class GroupRelativeLoss(nn.Module):
