@@ -11,8 +11,9 @@ aggregate learning curves (IQM over seeds with a 95% band, from each run's
 each threshold).
 
 A run's final score is its latest ``vmalign eval`` (``RUN/eval/eval.json``, or the
-newest ``RUN/eval-N/eval.json`` when the run was evaluated again: held-out episodes), else the evaluation its trainer wrote (``train_summary.json``'s ``eval``,
-the VLA trainers: the mean over its envs). Runs with neither are listed as not
+newest ``RUN/eval-N/eval.json`` when the run was evaluated again: held-out episodes),
+else the evaluation its trainer wrote (``train_summary.json``'s ``eval``, the VLA
+trainers: the mean over its envs). Runs with neither are listed as not
 evaluated and left out of the aggregates.
 
 ``rliable`` (with ``arch``) comes with the ``vmalign[sweep]`` extra, which ``run.sh``

@@ -147,11 +147,11 @@ def _evaluated(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """The held-out evaluation the report reads: the VLA trainers evaluate themselves
     (``summary["eval"]``); SB3 runs get ``vmalign eval`` here (``eval/eval.json``) unless
     one finished before (an eval killed before its ``eval.json`` does not count)."""
-    from agents.evaluation import evaluate_run
     from agents.report import latest_evaluation
 
     if summary.get("eval") or latest_evaluation(run_dir) is not None:
         return {}
+    from agents.evaluation import evaluate_run
 
     result = evaluate_run(run_dir, log=lambda *_: None)
     return {"eval_success_rate": result["success_rate"],

@@ -23,8 +23,8 @@ Data-parallel under ``torchrun --nproc_per_node=N -m agents train --algo vla-grp
 (:mod:`agents.distributed`): each process plays every N-th chunk of groups (the
 rollouts are the expensive part), every process gathers all of them, the
 log-probabilities under the policy and the reference are computed a slice per
-process and gathered too, and each minibatch is shared out row by row, DistributedDataParallel summing the shares'
-gradients into the minibatch's mean. N processes therefore take the steps one
+process and gathered too, and each minibatch is shared out row by row,
+DistributedDataParallel summing the shares' gradients into the minibatch's mean. N processes therefore take the steps one
 process takes; the main process logs, checkpoints and evaluates.
 
 A checkpoint after every ``checkpoint_every`` iterations (policy, optimizer, RNG
