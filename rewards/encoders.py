@@ -35,7 +35,9 @@ Fine-tuning (:meth:`ImageEncoder.set_finetune`): ``"frozen"`` (no gradients; the
 default for pretrained encoders, whose features can then be computed once and
 reused), ``"last_block"`` (the last stage onward), ``"full"``. BatchNorm statistics
 of pretrained encoders stay frozen in every mode: the batches reward training
-affords (a few hundred frames of one scene) would wreck ImageNet's statistics.
+affords (a few hundred frames of one scene) would wreck ImageNet's statistics. A
+frozen encoder stays in eval mode whatever its owner's mode, so that its features are
+a fixed function of the frame.
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ class ImageEncoder(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> ImageEncoder:
-        super().train(mode)
+        # A frozen encoder is a fixed function (no dropout, no BatchNorm batch statistics),
+        # so features computed once equal the ones a training step would compute.
+        super().train(mode and self.finetune != "frozen")
         if self.pretrained:  # the module doc: pretrained BatchNorm statistics stay as they are
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -257,3 +257,10 @@ def test_keypoint_arguments_are_checked():
     with pytest.raises(ValueError, match="takes no weights"):
         build_encoder("keypoints", weights="x.pt")
     assert build_encoder("keypoints", channels=(4, 6)).feature_dim(16, 16) == 12
+
+
+def test_a_frozen_encoder_stays_in_eval_mode_so_its_features_are_fixed():
+    frozen = build_encoder("cnn", finetune="frozen").train()
+    assert not frozen.training and not any(m.training for m in frozen.modules())
+    trainable = build_encoder("cnn", finetune="full").train()
+    assert trainable.training

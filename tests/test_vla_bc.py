@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import torch
 import yaml
 
 from agents.cli import main
@@ -24,10 +25,10 @@ def slide_data(tmp_path_factory):
     return folder
 
 
-def bc_config(tmp_path, datasets, steps=150, **bc):
+def bc_config(tmp_path, datasets, steps=150, vla=None, **bc):
     config = {"algo": "vla-bc", "seed": 0, "device": "cpu", "checkpoint_every": 50,
               "eval_episodes": 10, "datasets": [str(d) for d in datasets],
-              "vla": {"preset": "tiny", "image_size": 32, "patch_size": 8},
+              "vla": vla or {"preset": "tiny", "image_size": 32, "patch_size": 8},
               "bc": {"steps": steps, "batch_size": 32, "lr": 1e-3, "warmup": 10,
                      "log_every": 25, **bc}}
     path = tmp_path / "bc.yaml"
@@ -138,3 +139,39 @@ def test_an_env_with_more_actions_than_the_policy_emits_stops_before_the_run_fol
     assert ("has 3 discrete actions; the policy emits at most 2 (discrete_actions): set "
             "vla.discrete_actions=3") in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_frozen_encoder_encodes_each_frame_once_and_trains_as_encoding_every_batch(
+        tmp_path, slide_data, monkeypatch):
+    """bc.encoder_cache_gib: the frozen ImageNet encoder's tokens are computed once per
+    dataset frame; the steps then give the losses and parameters that encoding every
+    batch gives."""
+    easy_env.register()
+    monkeypatch.setattr("agents.vla.runs.evaluate", lambda policy, config: {})
+    encoded = []
+    original = VLAPolicy.encoder_tokens
+    monkeypatch.setattr(VLAPolicy, "encoder_tokens",
+                        lambda self, images: encoded.append(len(images)) or original(self, images))
+    vla = {"preset": "tiny", "image_encoder": "registry", "vision_encoder": "efficientnet_lite0",
+           "image_size": 32, "vision_grid": 1}
+    results = {}
+    for limit in (8.0, 0):
+        encoded.clear()
+        lines = []
+        config = load_config(bc_config(tmp_path, [slide_data], steps=6, vla=vla,
+                                       encoder_cache_gib=limit, log_every=1))
+        run = tmp_path / f"run-{limit}"
+        summary = train(config, run, log=lines.append)
+        frames = summary["datasets"][easy_env.ENV_ID]["frames"]
+        rows = list(csv.DictReader(open(run / "progress.csv")))
+        loss = [float(r[f"bc/loss/{easy_env.ENV_ID}"]) for r in rows
+                if r.get(f"bc/loss/{easy_env.ENV_ID}")]
+        results[limit] = (loss, VLAPolicy.load(run / "policy", device="cpu").state_dict(),
+                          sum(encoded), "\n".join(lines))
+    cached, live = results[8.0], results[0]
+    assert cached[2] == frames  # every frame once, nothing at the steps
+    assert live[2] == 6 * 32  # every step's batch
+    assert "computed once" in cached[3] and "encodes every batch" in live[3]
+    assert len(cached[0]) == 6 and cached[0][-1] != cached[0][0]  # the steps learn
+    assert cached[0] == pytest.approx(live[0], abs=1e-5)
+    assert all(torch.allclose(cached[1][k], live[1][k], atol=1e-5) for k in live[1])

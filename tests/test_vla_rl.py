@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
 
+from agents import distributed
 from agents.collect import collect_dataset
 from agents.config import load_config
 from agents.runs import train
 from agents.vla.dpo import dpo_loss
 from agents.vla.config import VLAGRPOSettings
-from agents.vla.grpo import group_advantages, kl_estimate, minibatches
+from agents.vla.grpo import (GroupRelativeLoss, all_log_probs, group_advantages, grpo_update,
+                             kl_estimate, minibatches, play_groups, step_batch)
 from agents.vla import runs
-from agents.vla.model import VLAPolicy
+from agents.vla.model import ActionSpec, VLAPolicy
 from tests import easy_env
 
 import torch
@@ -219,3 +222,43 @@ def test_vla_grpo_scores_its_starting_policy_logs_and_resumes(tmp_path, weak_pol
     longer = load_config(path, ["grpo.iterations=3"])
     resumed = train(longer, tmp_path / "grpo", resume=True, log=lambda *a: None)
     assert resumed["resumed_from"] == 2 and resumed["iterations"] == 3
+
+
+def test_grpo_encodes_a_frozen_encoders_frames_once_per_iteration(tmp_path, monkeypatch):
+    """With a frozen registry encoder the step batch carries its tokens, computed once;
+    the update's passes then never run the encoder, and score as encoding would."""
+    easy_env.register()
+    collect_dataset(easy_env.ENV_ID, 2, str(tmp_path / "data"), log=lambda *a: None)
+    bc = write(tmp_path, "bc", {
+        "algo": "vla-bc", "device": "cpu", "eval_episodes": 1, "checkpoint_every": 1000,
+        "datasets": [str(tmp_path / "data")],
+        "vla": {"preset": "tiny", "image_encoder": "registry",
+                "vision_encoder": "efficientnet_lite0", "image_size": 32, "vision_grid": 1},
+        "bc": {"steps": 2, "batch_size": 8, "warmup": 1, "log_every": 1}})
+    train(load_config(bc), tmp_path / "bc", log=lambda *a: None)
+    config = load_config(write(tmp_path, "grpo", grpo_config(
+        tmp_path / "bc" / "policy", groups=2, group_size=2, parallel=4, batch_size=16)))
+    policy = VLAPolicy.load(tmp_path / "bc" / "policy", device="cpu")
+    assert policy.image_encoder_frozen
+    env = gym.make(easy_env.ENV_ID)
+    spec = ActionSpec.of(env.action_space)
+    env.close()
+    groups = play_groups(policy, config, 0, distributed.world())
+    batch = step_batch(policy, groups, np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32), spec)
+    live = {**batch, "encoder_tokens": None}
+    with torch.no_grad():
+        expected = policy.encoder_tokens(policy.preprocess(batch["images"]))
+    assert torch.allclose(batch["encoder_tokens"], expected, atol=1e-5)
+    assert torch.allclose(all_log_probs(policy, batch, spec), all_log_probs(policy, live, spec),
+                          atol=1e-5)
+    encoded = []
+    original = VLAPolicy.encoder_tokens
+    monkeypatch.setattr(VLAPolicy, "encoder_tokens",
+                        lambda self, images: encoded.append(len(images)) or original(self, images))
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
+    stats = grpo_update(policy, None, optimizer, batch, spec, config.grpo,
+                        torch.Generator().manual_seed(0),
+                        GroupRelativeLoss(policy, spec, config.grpo))
+    assert encoded == [] and np.isfinite(stats["policy_loss"])
+    all_log_probs(policy, live, spec)
+    assert sum(encoded) == len(batch["texts"])  # without the tokens it encodes again

@@ -158,6 +158,10 @@ class BCSettings(Section):
     log_every: at_least(1) = 50
     max_episodes: at_least(1) | None = None
     """Use only the first N episodes of each dataset (weak policies)."""
+    encoder_cache_gib: NonNegative = 8.0
+    """A frozen registry encoder (``vla.vision_finetune: frozen``) encodes every dataset
+    frame once, before the first step, when all the tokens fit in this many GiB of
+    memory; otherwise (or at 0) it encodes each batch anew, as trainable encoders do."""
 
 
 class VLABCConfig(VLARunConfig):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -98,14 +98,19 @@ def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
 
 def step_batch(policy: VLAPolicy, groups: list[list[Episode]], advantages: np.ndarray,
                spec: ActionSpec) -> dict[str, Any]:
-    """Every step of every rollout, flat: images, instructions, action indices, masks,
-    and the rollout's advantage on each of its steps."""
+    """Every step of every rollout, flat: images (and a frozen encoder's tokens for
+    them), instructions, action indices, masks, and the rollout's advantage on each of
+    its steps."""
     episodes = [e for group in groups for e in group]
     flat_advantages = advantages.reshape(-1)
-    images = np.concatenate([e.observations for e in episodes])
+    images = torch.from_numpy(np.concatenate([e.observations for e in episodes]))
     masks = [e.action_masks for e in episodes]
     return {
-        "images": torch.from_numpy(images),
+        "images": images,
+        # A frozen encoder's tokens are computed once here, not at every pass.
+        "encoder_tokens": (shared_out(len(images), lambda rows: policy.encoder_tokens(
+            policy.preprocess(images[rows]))).to(policy.device)
+            if policy.image_encoder_frozen else None),
         "texts": [e.instruction for e in episodes for _ in range(len(e))],
         "indices": torch.as_tensor(np.concatenate([e.action_indices for e in episodes]),
                                    device=policy.device),
@@ -121,31 +126,40 @@ def log_probs(policy: VLAPolicy, batch: dict[str, Any], rows: torch.Tensor,
               spec: ActionSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities of the recorded actions at ``rows``, and the entropies."""
     texts = [batch["texts"][i] for i in rows.tolist()]
-    features = policy.features(policy.preprocess(batch["images"][rows]),
-                               policy.tokenize(texts), texts).float()
+    if batch.get("encoder_tokens") is not None and policy.image_encoder_frozen:
+        features = policy.features(None, policy.tokenize(texts), texts,
+                                   encoder_tokens=batch["encoder_tokens"][rows])
+    else:
+        features = policy.features(policy.preprocess(batch["images"][rows]),
+                                   policy.tokenize(texts), texts)
     masks = None if batch["masks"] is None else batch["masks"][rows]
-    dist = policy.distribution(features, spec, masks)
+    dist = policy.distribution(features.float(), spec, masks)
     return dist.log_prob(batch["indices"][rows]), dist.entropy()
 
 
-@torch.no_grad()
-def all_log_probs(policy: VLAPolicy, batch: dict[str, Any], spec: ActionSpec,
-                  chunk: int = 256) -> torch.Tensor:
-    """Log-probabilities of every recorded action under ``policy``, without gradients.
-    Under torchrun each process scores its own slice of the rows and the slices are
-    gathered, instead of every process scoring the whole batch."""
-    was_training = policy.training
-    policy.eval()
+def shared_out(total: int, compute: Callable[[torch.Tensor], torch.Tensor],
+               chunk: int = 256) -> torch.Tensor:
+    """``compute(rows)`` for every row, chunk by chunk, without gradients. Under
+    torchrun each process computes its own slice of the rows and the slices are
+    gathered, instead of every process computing the whole batch."""
     here = distributed.world()
-    total = len(batch["texts"])
     share = -(-total // here.size)
     mine = range(min(total, here.rank * share), min(total, (here.rank + 1) * share))
-    values = [log_probs(policy, batch, torch.arange(begin, min(begin + chunk, mine.stop)),
-                        spec)[0].cpu() for begin in range(mine.start, mine.stop, chunk)]
-    policy.train(was_training)
+    with torch.no_grad():
+        values = [compute(torch.arange(begin, min(begin + chunk, mine.stop))).cpu()
+                  for begin in range(mine.start, mine.stop, chunk)]
     # Through the CPU: a pickled CUDA tensor would unpickle onto the sender's GPU index.
     slices = distributed.gather(torch.cat(values) if values else torch.zeros(0))
-    return torch.cat(slices).to(policy.device)
+    return torch.cat(slices)
+
+
+def all_log_probs(policy: VLAPolicy, batch: dict[str, Any], spec: ActionSpec) -> torch.Tensor:
+    """Log-probabilities of every recorded action under ``policy``, without gradients."""
+    was_training = policy.training
+    policy.eval()
+    values = shared_out(len(batch["texts"]), lambda rows: log_probs(policy, batch, rows, spec)[0])
+    policy.train(was_training)
+    return values.to(policy.device)
 
 
 class GroupRelativeLoss(nn.Module):

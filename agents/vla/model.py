@@ -402,19 +402,41 @@ class VLAPolicy(nn.Module):
         hidden = self.text_proj(pooled).unsqueeze(1)
         return hidden, torch.zeros(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
 
-    def features(self, images: torch.Tensor, tokens: torch.Tensor,
-                 instructions: Sequence[str] | None = None) -> torch.Tensor:
-        """Preprocessed images (B, 3, h, w) and token ids (B, L) -> [CLS] features (B, W)."""
-        if self.config.image_encoder == "clip":
+    @property
+    def image_encoder_frozen(self) -> bool:
+        """Whether the image encoder has no trainable parameter (a frozen registry
+        encoder): its tokens for a frame never change, so trainers may compute them once
+        (:meth:`encoder_tokens`) and pass them to :meth:`features`."""
+        return self.config.image_encoder == "registry" and self.config.vision_finetune == "frozen"
+
+    def encoder_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images -> the registry encoder's tokens (B, N, C), before the
+        projection to the model width."""
+        if self.config.image_encoder != "registry":
+            raise ValueError(f"encoder tokens come from image_encoder 'registry', this "
+                             f"policy's is {self.config.image_encoder!r}")
+        if self.image_encoder_frozen:
+            with torch.no_grad():  # no activations kept for a backward pass
+                return self.vision.tokens(images)
+        return self.vision.tokens(images)
+
+    def features(self, images: torch.Tensor | None, tokens: torch.Tensor,
+                 instructions: Sequence[str] | None = None,
+                 encoder_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Preprocessed images (B, 3, h, w) and token ids (B, L) -> [CLS] features (B, W).
+
+        ``encoder_tokens`` replaces ``images`` with what :meth:`encoder_tokens` gave for
+        them (a frozen encoder's tokens, computed once by the trainer)."""
+        if encoder_tokens is not None:
+            if not self.image_encoder_frozen:
+                raise ValueError("precomputed encoder tokens need a frozen registry encoder "
+                                 "(vla.image_encoder=registry, vla.vision_finetune=frozen)")
+            image = self.image_proj(encoder_tokens.float())
+        elif self.config.image_encoder == "clip":
             _, patches = self.clip_visual(images)
             image = self.image_proj(patches.float())
         elif self.config.image_encoder == "registry":
-            if self.config.vision_finetune == "frozen":
-                with torch.no_grad():  # no activations kept for a backward pass
-                    patches = self.vision.tokens(images)
-            else:
-                patches = self.vision.tokens(images)
-            image = self.image_proj(patches.float())
+            image = self.image_proj(self.encoder_tokens(images).float())
         else:
             image = self.patchify(images).flatten(2).transpose(1, 2)
         image = image + self.image_position + self.types[2]
