@@ -14,13 +14,15 @@ import yaml
 from agents import distributed
 from agents.collect import collect_dataset
 from agents.config import load_config
-from agents.runs import train
+from agents.runs import build_reward, train
 from agents.vla.dpo import dpo_loss
 from agents.vla.config import VLAGRPOSettings
 from agents.vla.grpo import (GroupRelativeLoss, all_log_probs, group_advantages, grpo_update,
                              kl_estimate, minibatches, play_groups, step_batch)
+from agents.sb3.vector import make_training_env
 from agents.vla import runs
 from agents.vla.model import ActionSpec, VLAPolicy
+from agents.vla.ppo import EnvState, collect_rollout, ppo_update
 from tests import easy_env
 
 import torch
@@ -224,21 +226,30 @@ def test_vla_grpo_scores_its_starting_policy_logs_and_resumes(tmp_path, weak_pol
     assert resumed["resumed_from"] == 2 and resumed["iterations"] == 3
 
 
-def test_grpo_encodes_a_frozen_encoders_frames_once_per_iteration(tmp_path, monkeypatch):
-    """With a frozen registry encoder the step batch carries its tokens, computed once;
-    the update's passes then never run the encoder, and score as encoding would."""
+@pytest.fixture(scope="module")
+def frozen_encoder_policy(tmp_path_factory):
+    """A saved VLA policy on the frozen ImageNet EfficientNet-Lite0 (2 BC steps)."""
     easy_env.register()
-    collect_dataset(easy_env.ENV_ID, 2, str(tmp_path / "data"), log=lambda *a: None)
-    bc = write(tmp_path, "bc", {
+    root = tmp_path_factory.mktemp("frozen")
+    collect_dataset(easy_env.ENV_ID, 2, str(root / "data"), log=lambda *a: None)
+    bc = write(root, "bc", {
         "algo": "vla-bc", "device": "cpu", "eval_episodes": 1, "checkpoint_every": 1000,
-        "datasets": [str(tmp_path / "data")],
+        "datasets": [str(root / "data")],
         "vla": {"preset": "tiny", "image_encoder": "registry",
                 "vision_encoder": "efficientnet_lite0", "image_size": 32, "vision_grid": 1},
         "bc": {"steps": 2, "batch_size": 8, "warmup": 1, "log_every": 1}})
-    train(load_config(bc), tmp_path / "bc", log=lambda *a: None)
+    train(load_config(bc), root / "bc", log=lambda *a: None)
+    return root / "bc" / "policy"
+
+
+def test_grpo_encodes_a_frozen_encoders_frames_once_per_iteration(tmp_path, monkeypatch,
+                                                                  frozen_encoder_policy):
+    """With a frozen registry encoder the step batch carries its tokens, computed once;
+    the update's passes then never run the encoder, and score as encoding would."""
+    easy_env.register()
     config = load_config(write(tmp_path, "grpo", grpo_config(
-        tmp_path / "bc" / "policy", groups=2, group_size=2, parallel=4, batch_size=16)))
-    policy = VLAPolicy.load(tmp_path / "bc" / "policy", device="cpu")
+        frozen_encoder_policy, groups=2, group_size=2, parallel=4, batch_size=16)))
+    policy = VLAPolicy.load(frozen_encoder_policy, device="cpu")
     assert policy.image_encoder_frozen
     env = gym.make(easy_env.ENV_ID)
     spec = ActionSpec.of(env.action_space)
@@ -262,3 +273,50 @@ def test_grpo_encodes_a_frozen_encoders_frames_once_per_iteration(tmp_path, monk
     assert encoded == [] and np.isfinite(stats["policy_loss"])
     all_log_probs(policy, live, spec)
     assert sum(encoded) == len(batch["texts"])  # without the tokens it encodes again
+
+
+def test_ppo_keeps_a_frozen_encoders_rollout_tokens_for_its_update(tmp_path, monkeypatch,
+                                                                  frozen_encoder_policy,
+                                                                  weak_policy):
+    """With a frozen registry encoder the rollout keeps the tokens it computed for each
+    frame; the update then never runs the encoder. An encoder that trains keeps none."""
+    easy_env.register()
+    config = load_config(write(tmp_path, "ppo", {
+        **ppo_config(frozen_encoder_policy, 64),
+        "ppo": {"n_timesteps": 64, "n_envs": 2, "n_steps": 16, "batch_size": 8, "n_epochs": 2,
+                "critic_warmup": 0}}))
+    s = config.ppo
+    policy = VLAPolicy.load(frozen_encoder_policy, device="cpu")
+    assert policy.image_encoder_frozen
+    reward = build_reward(config, "cpu")
+
+    def rollout_of(policy):
+        venv, layer = make_training_env(config.env, config.env_kwargs, reward, s.n_envs, seed=0)
+        obs = venv.reset()
+        reset_infos = venv.unwrapped.reset_infos
+        state = EnvState(obs=obs, instructions=[str(i.get("instruction", "")) for i in reset_infos],
+                         masks=[i.get("action_mask") for i in reset_infos],
+                         running_learned=np.zeros(s.n_envs))
+        spec = ActionSpec.of(venv.action_space)
+        try:
+            return collect_rollout(policy, venv, layer, reward, spec, state, s), spec
+        finally:
+            venv.close()
+
+    rollout, spec = rollout_of(policy)
+    flat_images = rollout.images.reshape(-1, *rollout.images.shape[2:])
+    with torch.no_grad():
+        expected = policy.encoder_tokens(policy.preprocess(flat_images))
+    assert rollout.encoder_tokens.shape[:2] == (s.n_steps, s.n_envs)
+    assert torch.allclose(rollout.encoder_tokens.flatten(0, 1), expected, atol=1e-5)
+    encoded = []
+    original = VLAPolicy.encoder_tokens
+    monkeypatch.setattr(VLAPolicy, "encoder_tokens",
+                        lambda self, images: encoded.append(len(images)) or original(self, images))
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
+    advantages = np.random.default_rng(0).normal(size=rollout.rewards.shape).astype(np.float32)
+    stats = ppo_update(policy, optimizer, rollout, advantages, advantages, spec, s, False)
+    assert encoded == [] and np.isfinite(stats["policy_loss"]).all()
+    # A conv-stem policy trains its image encoder: nothing to keep.
+    conv_rollout, _ = rollout_of(VLAPolicy.load(weak_policy[0], device="cpu"))
+    assert conv_rollout.encoder_tokens is None

@@ -12,7 +12,9 @@ Each update (:func:`train`'s loop): :func:`collect_rollout` plays ``n_steps`` pe
 (actions sampled), :func:`compute_gae` gives GAE(``gamma``, ``gae_lambda``)
 advantages (time-limit truncations bootstrap from the value of the final
 observation), then :func:`ppo_update` runs ``n_epochs`` passes of clipped-surrogate
-PPO over minibatches. The first ``critic_warmup`` updates train the value head alone:
+PPO over minibatches; a frozen registry encoder's tokens for each rollout frame are
+kept from the rollout, so the update's passes never run the encoder again. The first
+``critic_warmup`` updates train the value head alone:
 a BC policy comes with no critic, and policy gradients through a random critic would
 undo what it learned. Mixed precision (bf16 autocast) on CUDA.
 """
@@ -69,6 +71,9 @@ class Rollout:
     rewards: np.ndarray
     """The reward module's rewards plus the bootstrap of time-limit truncations."""
     dones: np.ndarray
+    encoder_tokens: torch.Tensor | None = None
+    """A frozen encoder's tokens for ``images`` (n_steps, n_envs, N, C), kept from the
+    rollout's forward passes for the update's; None for an encoder that trains."""
 
 
 def _value(policy: VLAPolicy, images: np.ndarray, texts: list[str]) -> torch.Tensor:
@@ -88,6 +93,8 @@ def collect_rollout(policy: VLAPolicy, venv: Any, layer: Any, reward: Any, spec:
     # bootstraps: gamma * V(final observation) where a time limit cut an episode.
     indices, log_probs, values, scored, bootstraps, dones = [], [], [], [], [], []
     reset_infos = venv.unwrapped.reset_infos
+    keep_tokens = policy.image_encoder_frozen
+    encoder_tokens: list[torch.Tensor] = []
     policy.eval()
     for t in range(s.n_steps):
         images[t] = state.obs
@@ -96,8 +103,13 @@ def collect_rollout(policy: VLAPolicy, venv: Any, layer: Any, reward: Any, spec:
         mask = np.stack(masks) if spec.kind == "discrete" and masks[0] is not None else None
         step_masks.append(mask)
         with torch.no_grad(), _autocast(policy.device):
-            features = policy.features(policy.preprocess(state.obs),
-                                       policy.tokenize(state.instructions), state.instructions)
+            pixels = policy.preprocess(state.obs)
+            tokens = policy.encoder_tokens(pixels) if keep_tokens else None
+            features = policy.features(None if keep_tokens else pixels,
+                                       policy.tokenize(state.instructions), state.instructions,
+                                       encoder_tokens=tokens)
+            if tokens is not None:
+                encoder_tokens.append(tokens)
             dist = policy.distribution(features.float(), spec, mask)
             index = dist.sample()
             values.append(policy.value(features.float()))
@@ -137,7 +149,8 @@ def collect_rollout(policy: VLAPolicy, venv: Any, layer: Any, reward: Any, spec:
             state.running_learned[i] = 0.0
     return Rollout(images=images, texts=texts, masks=step_masks, indices=torch.stack(indices),
                    log_probs=torch.stack(log_probs), values=torch.stack(values).cpu().numpy(),
-                   rewards=rewards, dones=np.stack(dones))
+                   rewards=rewards, dones=np.stack(dones),
+                   encoder_tokens=torch.stack(encoder_tokens) if keep_tokens else None)
 
 
 def compute_gae(rollout: Rollout, last_values: np.ndarray, gamma: float, gae_lambda: float
@@ -162,6 +175,8 @@ def ppo_update(policy: VLAPolicy, optimizer: torch.optim.Optimizer, rollout: Rol
     ``critic_only``) over minibatches; returns the per-minibatch statistics."""
     flat_images = torch.from_numpy(rollout.images.reshape(-1, *rollout.images.shape[2:]))
     flat_texts = [text for row in rollout.texts for text in row]
+    flat_tokens = (None if rollout.encoder_tokens is None
+                   else rollout.encoder_tokens.flatten(0, 1))
     flat_index = rollout.indices.flatten(0, 1)
     flat_old = rollout.log_probs.flatten().float()
     flat_adv = torch.as_tensor(advantages.reshape(-1), device=policy.device)
@@ -178,8 +193,12 @@ def ppo_update(policy: VLAPolicy, optimizer: torch.optim.Optimizer, rollout: Rol
             rows = order[begin:begin + s.batch_size]
             texts = [flat_texts[i] for i in rows.tolist()]
             with _autocast(policy.device):
-                features = policy.features(policy.preprocess(flat_images[rows]),
-                                           policy.tokenize(texts), texts).float()
+                if flat_tokens is not None:
+                    features = policy.features(None, policy.tokenize(texts), texts,
+                                               encoder_tokens=flat_tokens[rows]).float()
+                else:
+                    features = policy.features(policy.preprocess(flat_images[rows]),
+                                               policy.tokenize(texts), texts).float()
             value_loss = 0.5 * ((policy.value(features) - flat_ret[rows]) ** 2).mean()
             loss = s.vf_coef * value_loss
             if not critic_only:
