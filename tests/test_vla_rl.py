@@ -22,7 +22,7 @@ from agents.vla.grpo import (GroupRelativeLoss, all_log_probs, group_advantages,
 from agents.sb3.vector import make_training_env
 from agents.vla import runs
 from agents.vla.model import ActionSpec, VLAPolicy
-from agents.vla.ppo import EnvState, collect_rollout, ppo_update
+from agents.vla.ppo import collect_rollout, initial_state, ppo_update
 from tests import easy_env
 
 import torch
@@ -292,14 +292,9 @@ def test_ppo_keeps_a_frozen_encoders_rollout_tokens_for_its_update(tmp_path, mon
 
     def rollout_of(policy):
         venv, layer = make_training_env(config.env, config.env_kwargs, reward, s.n_envs, seed=0)
-        obs = venv.reset()
-        reset_infos = venv.unwrapped.reset_infos
-        state = EnvState(obs=obs, instructions=[str(i.get("instruction", "")) for i in reset_infos],
-                         masks=[i.get("action_mask") for i in reset_infos],
-                         running_learned=np.zeros(s.n_envs))
         spec = ActionSpec.of(venv.action_space)
         try:
-            return collect_rollout(policy, venv, layer, reward, spec, state, s), spec
+            return collect_rollout(policy, venv, layer, reward, spec, initial_state(venv), s), spec
         finally:
             venv.close()
 

@@ -76,6 +76,16 @@ class Rollout:
     rollout's forward passes for the update's; None for an encoder that trains."""
 
 
+def initial_state(venv: Any) -> EnvState:
+    """Resets ``venv``: its first observations, instructions and action masks."""
+    obs = venv.reset()
+    reset_infos = venv.unwrapped.reset_infos
+    return EnvState(obs=obs,
+                    instructions=[str(info.get("instruction", "")) for info in reset_infos],
+                    masks=[info.get("action_mask") for info in reset_infos],
+                    running_learned=np.zeros(len(reset_infos)))
+
+
 def _value(policy: VLAPolicy, images: np.ndarray, texts: list[str]) -> torch.Tensor:
     with torch.no_grad(), _autocast(policy.device):
         return policy.value(policy.features(policy.preprocess(images), policy.tokenize(texts),
@@ -193,12 +203,10 @@ def ppo_update(policy: VLAPolicy, optimizer: torch.optim.Optimizer, rollout: Rol
             rows = order[begin:begin + s.batch_size]
             texts = [flat_texts[i] for i in rows.tolist()]
             with _autocast(policy.device):
-                if flat_tokens is not None:
-                    features = policy.features(None, policy.tokenize(texts), texts,
-                                               encoder_tokens=flat_tokens[rows]).float()
-                else:
-                    features = policy.features(policy.preprocess(flat_images[rows]),
-                                               policy.tokenize(texts), texts).float()
+                pixels = None if flat_tokens is not None else policy.preprocess(flat_images[rows])
+                features = policy.features(
+                    pixels, policy.tokenize(texts), texts,
+                    encoder_tokens=None if flat_tokens is None else flat_tokens[rows]).float()
             value_loss = 0.5 * ((policy.value(features) - flat_ret[rows]) ** 2).mean()
             loss = s.vf_coef * value_loss
             if not critic_only:
@@ -248,12 +256,7 @@ def train(config: VLAPPOConfig, run_dir: Path, resume: bool, checked: Checked,
     logger = runs.make_logger(run_dir)
     log(f"vmalign train: vla-ppo on {config.env} with the {reward.name} reward, "
         f"{policy.num_parameters() / 1e6:.1f} M parameters, {device}")
-    obs = venv.reset()
-    reset_infos = venv.unwrapped.reset_infos
-    state = EnvState(obs=obs,
-                     instructions=[str(info.get("instruction", "")) for info in reset_infos],
-                     masks=[info.get("action_mask") for info in reset_infos],
-                     running_learned=np.zeros(s.n_envs))
+    state = initial_state(venv)
     step, started = start, time.perf_counter()
     try:
         while step < s.n_timesteps:
