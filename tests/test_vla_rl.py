@@ -145,6 +145,53 @@ def test_vla_dpo_labels_same_start_pairs_and_resumes_without_relabelling(tmp_pat
     assert VLAPolicy.load(tmp_path / "dpo" / "policy", device="cpu").config.image_size == 32
 
 
+def test_dpo_keeps_a_frozen_encoders_rollout_tokens_and_trains_as_without(
+        tmp_path, monkeypatch, frozen_encoder_policy):
+    """With a frozen registry encoder DPO encodes each paired rollout once for the whole
+    run; the run then ends with the same parameters as one that encodes every pass."""
+    from agents.vla import dpo
+
+    easy_env.register()
+    encoded = []
+    original = VLAPolicy.encoder_tokens
+    monkeypatch.setattr(VLAPolicy, "encoder_tokens",
+                        lambda self, images: encoded.append(len(images)) or original(self, images))
+    # Count DPO's own passes: not the rollouts' or the final evaluations' encodings.
+    monkeypatch.setattr(dpo, "rollout_episodes", uncounted(dpo.rollout_episodes, encoded))
+    monkeypatch.setattr(runs, "evaluate", uncounted(runs.evaluate, encoded))
+    config = {**dpo_config(frozen_encoder_policy, rollouts=8, pairs=6, epochs=3),
+              "eval_episodes": 1}
+    parameters, encodings = {}, {}
+    for gib in (8.0, 0.0):
+        run = tmp_path / f"cache-{gib:g}"
+        path = write(tmp_path, f"dpo-{gib:g}", {**config, "dpo": {**config["dpo"],
+                                                                  "encoder_cache_gib": gib}})
+        train(load_config(path), run, log=lambda *a: None)
+        parameters[gib] = VLAPolicy.load(run / "policy", device="cpu").state_dict()
+        encodings[gib] = encoded.copy()
+        encoded.clear()
+    for name, value in parameters[8.0].items():
+        assert torch.allclose(value, parameters[0.0][name], atol=1e-5), name
+    pairs = [json.loads(line) for line in
+             (tmp_path / "cache-8" / "preferences.jsonl").read_text().splitlines()]
+    decided = {p[key] for p in pairs if p["label"] != 0.5 for key in ("a", "b")}
+    assert decided, "the test needs decided pairs"
+    assert len(encodings[8.0]) == len(decided)  # once per paired rollout, then kept
+    # Without the cache: the reference pass, then both rollouts of each pair, each epoch.
+    assert len(encodings[0.0]) > len(decided) * 3
+
+
+def uncounted(function, encoded):
+    """``function`` with the encoder calls it makes left out of ``encoded``."""
+    def wrapper(*args, **kwargs):
+        before = len(encoded)
+        result = function(*args, **kwargs)
+        result = list(result) if not isinstance(result, dict) else result
+        del encoded[before:]
+        return result
+    return wrapper
+
+
 def test_group_advantages_match_hand_computed_values():
     returns = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [0.0, 4.0, 0.0]])
     advantages = group_advantages(returns)

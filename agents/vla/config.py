@@ -349,6 +349,10 @@ class DPOSettings(Section):
     batch_pairs: at_least(1) = 4
     sample_rollouts: bool = True
     """Rollouts sample actions (diverse pairs) rather than take the mode."""
+    encoder_cache_gib: NonNegative = 8.0
+    """A frozen registry encoder encodes each paired rollout's frames once and keeps the
+    tokens for every epoch when all of them fit in this many GiB of memory; otherwise
+    (or at 0) every pass encodes them anew."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DPOSettings:

@@ -599,15 +599,19 @@ def _bpe_tokenizer() -> Any:
     return get_tokenizer("ViT-B-32")
 
 
-def total_log_prob(policy: VLAPolicy, images: torch.Tensor, tokens: torch.Tensor,
+def total_log_prob(policy: VLAPolicy, images: torch.Tensor | None, tokens: torch.Tensor,
                    indices: torch.Tensor, spec: ActionSpec, masks: torch.Tensor | None = None,
-                   batch: int = 256) -> torch.Tensor:
+                   batch: int = 256, encoder_tokens: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """Sum of per-step action log-probabilities of a trajectory (the DPO quantity),
-    computed in chunks of ``batch`` steps; differentiable."""
+    computed in chunks of ``batch`` steps; differentiable. ``encoder_tokens`` (a frozen
+    encoder's tokens for the frames, see :meth:`VLAPolicy.features`) replace ``images``."""
     total = torch.zeros((), device=policy.device)
-    for start in range(0, len(images), batch):
+    for start in range(0, len(indices), batch):
         stop = start + batch
-        features = policy.features(images[start:stop], tokens[start:stop])
+        features = policy.features(
+            None if images is None else images[start:stop], tokens[start:stop],
+            encoder_tokens=None if encoder_tokens is None else encoder_tokens[start:stop])
         dist = policy.distribution(features, spec, None if masks is None else masks[start:stop])
         total = total + dist.log_prob(indices[start:stop]).sum()
     return total
