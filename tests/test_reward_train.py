@@ -86,6 +86,26 @@ def test_reward_train_rapl_end_to_end(tmp_path):
     assert rewards_.shape == (5,)
 
 
+def test_reward_train_rapl_killed_in_the_comparison_keeps_its_report(tmp_path, monkeypatch):
+    """The Bradley-Terry comparison comes last and can take hours: RAPL's module and its
+    held-out report are on disk before it starts."""
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("agents.cli.reward_train.compare_bradley_terry", killed)
+    out = tmp_path / "rapl"
+    with pytest.raises(KeyboardInterrupt):
+        main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
+              "--triplets", "4", "--demos", "1", "--policies", "expert", "random",
+              "--episodes", "2", "--eval-episodes", "1", "--epochs", "1",
+              "--render-size", "32", "--reward-arg", "image_size=32", "--compare-bt",
+              "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    assert report["reward"] == "rapl" and -1.0 <= report["step_spearman_progress"] <= 1.0
+    assert "bradley_terry_same_triplets" not in report["training"]
+    assert (out / "report.png").exists() and rewards.load(out / "reward").name == "rapl"
+
+
 def test_reward_train_rapl_needs_experts(tmp_path, capsys):
     code = main(["reward-train", "--env", "vmalign/Reach-v0", "--reward", "rapl",
                  "--policies", "random", "--episodes", "3", "--render-size", "32",

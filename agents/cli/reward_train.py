@@ -19,14 +19,13 @@ in ``OUT/pending`` for a person on the labelling page, whose URL is printed
 from __future__ import annotations
 
 import argparse
-import json
 
 import rewards
 from agents.cli.arguments import parse_key_values
 from agents.evaluation.reward import (DEFAULT_POLICIES, check_episode_count, evaluate,
                                       format_statistic, plot_report)
 from agents.labelling import check_teacher_name, make_teacher
-from agents.output import make_output_dir
+from agents.output import make_output_dir, write_json
 from agents.reward_training import (HELD_OUT_SEED_OFFSET, compare_bradley_terry,
                                     same_encoder_arguments,
                                     train_preference, train_rapl_from_returns)
@@ -123,19 +122,22 @@ def run(args: argparse.Namespace) -> int:
     held_out = collect_episodes(args.env, args.policies, args.eval_episodes,
                                 seed=args.seed + HELD_OUT_SEED_OFFSET,
                                 render_size=args.render_size, env_kwargs=env_kwargs)
-    if args.reward == "rapl" and args.compare_bt:
-        summary["bradley_terry_same_triplets"] = compare_bradley_terry(
-            episodes, held_out, out, triplets=args.triplets, frame_stride=args.bt_frame_stride,
-            segment=args.segment, epochs=args.epochs, lr=args.lr, seed=args.seed,
-            encoder_arguments=same_encoder_arguments(model.config()))
     report, scored = evaluate(model, held_out, args.segment, seed=args.seed)
     report = {"env": args.env, "env_kwargs": env_kwargs, "reward": model.name,
               "teacher": args.teacher,
               "teacher_args": teacher_params, "reward_config": model.config(),
               "training": summary, "held_out_seed": args.seed + HELD_OUT_SEED_OFFSET, **report}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    # Written before the comparison below (often the longer part): a run killed in it
+    # keeps the trained module's figures.
+    write_json(out / "report.json", report)
     plot_report(held_out, scored, f"{model.name} ({args.teacher}) on {args.env}, held out",
                 out / "report.png")
+    if args.reward == "rapl" and args.compare_bt:
+        summary["bradley_terry_same_triplets"] = compare_bradley_terry(
+            episodes, held_out, out, triplets=args.triplets, frame_stride=args.bt_frame_stride,
+            segment=args.segment, epochs=args.epochs, lr=args.lr, seed=args.seed,
+            encoder_arguments=same_encoder_arguments(model.config()))
+        write_json(out / "report.json", report)  # ``summary`` is the report's "training"
     within = format_statistic(report["within_episode_spearman_reward"])
     print(f"vmalign reward-train: {model.name}; held-out step Spearman with progress "
           f"{report['step_spearman_progress']:.3f}, within episodes with the env's reward "
