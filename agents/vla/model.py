@@ -8,8 +8,9 @@ and ``base`` for a GPU):
   (``"vit"``), an open_clip visual tower (``"clip"``), whose patch tokens are
   projected to the model width, or any encoder of the registry in
   :mod:`rewards.encoders` (``"registry"`` with ``vision_encoder``, e.g. ImageNet
-  EfficientNet-Lite0), whose feature map pooled to ``vision_grid`` x ``vision_grid``
-  cells gives the patch tokens; frozen by default (``vision_finetune``);
+  EfficientNet-Lite0), whose feature map (the final one, or stage ``vision_stage``'s)
+  pooled to ``vision_grid`` x ``vision_grid`` cells gives the patch tokens; frozen by
+  default (``vision_finetune``);
 - **instruction encoder**: a small transformer over open_clip's BPE tokens
   (``"small"``), or the open_clip text tower (``"clip"``, its pooled embedding as one
   token; frozen by default, so each instruction is encoded once and cached);
@@ -92,6 +93,11 @@ class VLAConfig:
     vision_grid: int = 4
     """The feature map is average-pooled to this grid: ``vision_grid``^2 image tokens.
     EfficientNet-Lite0 has stride 32, so ``image_size`` 128 gives a 4x4 map."""
+    vision_stage: int | None = None
+    """Tokens from this stage of a timm encoder (``rewards.encoders.build_encoder``'s
+    ``feature_stage``; negative from the end) instead of its final map: e.g. -2 is
+    EfficientNet-Lite0's stride-16 map, 8x8 cells of 112 channels at ``image_size``
+    128 (with ``vision_grid`` 8), finer about where the hand and objects are."""
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -121,9 +127,16 @@ class VLAConfig:
                     or self.vision_grid < 1:
                 raise ValueError(f"vision_grid must be a positive integer, got "
                                  f"{self.vision_grid!r}")
-        elif self.vision_encoder is not None:
-            raise ValueError(f"vision_encoder applies to image_encoder 'registry', not "
-                             f"{self.image_encoder!r}")
+            if self.vision_stage is not None:
+                from rewards.encoders import build_encoder
+
+                # The bare architecture (milliseconds) checks the stage and its finetune
+                # mode before any run folder exists.
+                build_encoder(self.vision_encoder, "random", self.vision_finetune,
+                              feature_stage=self.vision_stage)
+        elif self.vision_encoder is not None or self.vision_stage is not None:
+            raise ValueError(f"vision_encoder and vision_stage apply to image_encoder "
+                             f"'registry', not {self.image_encoder!r}")
         if self.image_encoder in ("conv", "vit") and (self.image_size % self.patch_size
                                                       or self.patch_size < 4):
             raise ValueError(f"patch_size must be >= 4 and divide image_size; got "
@@ -279,7 +292,8 @@ class VLAPolicy(nn.Module):
             from rewards.encoders import build_encoder
 
             self.vision = build_encoder(config.vision_encoder, config.vision_weights,
-                                        config.vision_finetune, config.vision_grid)
+                                        config.vision_finetune, config.vision_grid,
+                                        feature_stage=config.vision_stage)
             with torch.no_grad():
                 tokens = self.vision.tokens(torch.zeros(1, 3, config.image_size,
                                                         config.image_size))
