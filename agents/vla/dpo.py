@@ -176,8 +176,12 @@ def keeps_encoder_tokens(policy: VLAPolicy, reference: VLAPolicy, frames: int,
                          limit_gib: float, log: Any) -> bool:
     """Whether DPO keeps each rollout's encoder tokens: both models have the same frozen
     registry encoder and the tokens of all ``frames`` fit in ``limit_gib``."""
+    def encoder(model: VLAPolicy) -> tuple[Any, ...]:
+        c = model.config
+        return c.vision_encoder, c.vision_weights, c.vision_stage, c.vision_grid, c.image_size
+
     if not (policy.image_encoder_frozen and reference.image_encoder_frozen
-            and policy.config.vision_encoder == reference.config.vision_encoder):
+            and encoder(policy) == encoder(reference)):
         return False
     tokens, channels = policy.image_position.shape[1], policy.image_proj.in_features
     gib = frames * tokens * channels * 4 / 2**30
