@@ -119,8 +119,7 @@ def cache_encoder_tokens(policy: VLAPolicy, tasks: list[TaskData], limit_gib: fl
     tokens fit in ``limit_gib`` (``bc.encoder_cache_gib``)."""
     if not policy.image_encoder_frozen:
         return
-    tokens, channels = policy.image_position.shape[1], policy.image_proj.in_features
-    gib = sum(t.frames for t in tasks) * tokens * channels * 4 / 2**30
+    gib = policy.encoder_tokens_gib(sum(t.frames for t in tasks))
     if gib > limit_gib:
         log(f"vmalign train: the frozen encoder encodes every batch (its tokens for all "
             f"frames would take {gib:.2f} GiB, over bc.encoder_cache_gib={limit_gib:g})")

@@ -183,8 +183,7 @@ def keeps_encoder_tokens(policy: VLAPolicy, reference: VLAPolicy, frames: int,
     if not (policy.image_encoder_frozen and reference.image_encoder_frozen
             and encoder(policy) == encoder(reference)):
         return False
-    tokens, channels = policy.image_position.shape[1], policy.image_proj.in_features
-    gib = frames * tokens * channels * 4 / 2**30
+    gib = policy.encoder_tokens_gib(frames)
     if gib > limit_gib:
         log(f"  the frozen encoder encodes every pass (its tokens for the {frames} rollout "
             f"frames would take {gib:.2f} GiB, over dpo.encoder_cache_gib={limit_gib:g})")

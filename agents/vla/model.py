@@ -423,6 +423,12 @@ class VLAPolicy(nn.Module):
         (:meth:`encoder_tokens`) and pass them to :meth:`features`."""
         return self.config.image_encoder == "registry" and self.config.vision_finetune == "frozen"
 
+    def encoder_tokens_gib(self, frames: int) -> float:
+        """Memory that :meth:`encoder_tokens` for ``frames`` frames take (float32), what
+        trainers weigh against their cache limit before keeping them."""
+        tokens, channels = self.image_position.shape[1], self.image_proj.in_features
+        return frames * tokens * channels * 4 / 2**30
+
     def encoder_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed images -> the registry encoder's tokens (B, N, C), before the
         projection to the model width."""
