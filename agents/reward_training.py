@@ -159,7 +159,8 @@ def train_rapl_from_returns(
     return model, summary
 
 
-SHARED_ENCODER_KEYS = ("encoder", "encoder_weights", "finetune", "encoder_lr_scale")
+SHARED_ENCODER_KEYS = ("encoder", "encoder_weights", "finetune", "encoder_lr_scale",
+                       "pool_grid", "feature_stage", "image_size")
 """What the preference module takes over from a RAPL module's config to compare on
 the same encoder."""
 

@@ -34,7 +34,8 @@ is finer and keeps more of where things are.
 
 Fine-tuning (:meth:`ImageEncoder.set_finetune`): ``"frozen"`` (no gradients; the
 default for pretrained encoders, whose features can then be computed once and
-reused), ``"last_block"`` (the last stage onward), ``"full"``. BatchNorm statistics
+reused), ``"last_block"`` (the last stage onward; for an encoder cut at
+``feature_stage``, the stage whose map it gives), ``"full"``. BatchNorm statistics
 of pretrained encoders stay frozen in every mode: the batches reward training
 affords (a few hundred frames of one scene) would wreck ImageNet's statistics. A
 frozen encoder stays in eval mode whatever its owner's mode, so that its features are
@@ -264,12 +265,22 @@ class TimmEncoder(ImageEncoder):
         return self.model(self.normalise(images))
 
     def last_block_parameters(self) -> Iterator[nn.Parameter]:
+        if self.feature_stage is not None:
+            # A cut network's last block is the stage whose map it gives (EfficientNet's
+            # blocks.4 at -2, ResNet's layer3): what follows it never runs.
+            stage = self.model.feature_info[self.feature_stage]["module"]
+            parameters = [parameter for name, parameter in self.model.named_parameters()
+                          if name.startswith(stage + ".")]
+            if not parameters:
+                raise ValueError(f"finetune 'last_block': stage {stage!r} (feature_stage "
+                                 f"{self.feature_stage}) has no parameters to train; use "
+                                 "'frozen', 'full' or a later feature_stage")
+            return iter(parameters)
+        return self._parameters_from_the_last_stage()
+
+    def _parameters_from_the_last_stage(self) -> Iterator[nn.Parameter]:
         # Everything from the last feature stage on (timm's feature_info names it),
         # classifier excluded: e.g. EfficientNet's blocks.6 + conv_head + bn2, ResNet's layer4.
-        if self.feature_stage is not None:
-            raise ValueError("finetune 'last_block' trains the network's last stage, which an "
-                             f"encoder cut at feature_stage {self.feature_stage} does not run; "
-                             "use 'frozen' or 'full'")
         last_stage = self.model.feature_info[-1]["module"]
         classifier = self.model.default_cfg.get("classifier", "classifier")
         started = False

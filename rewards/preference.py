@@ -228,6 +228,11 @@ class PreferenceReward(RewardModel):
     :param pool_grid: a named encoder's feature maps are averaged to this grid
         (default 1: one vector per view; 2 keeps which quarter of the frame a feature
         came from).
+    :param feature_stage: a timm encoder's features come from the end of this stage
+        (timm's ``forward_intermediates`` numbering; negative counts from the end)
+        instead of the final map; e.g. -2 is EfficientNet-Lite0's stride-16 map, twice
+        as fine as the final one (default None: the final map). Combine with
+        ``pool_grid`` to keep where in the frame a feature came from.
     :param encoder_lr_scale: the learning rate of pretrained encoder parameters, as a
         fraction of the heads' (default 0.1): a large step would erase what ImageNet
         taught them before the few hundred labels could replace it.
@@ -256,6 +261,7 @@ class PreferenceReward(RewardModel):
         encoder_weights: str | None = None,
         finetune: str | None = None,
         pool_grid: int | None = None,
+        feature_stage: int | None = None,
         encoder_lr_scale: float = 0.1,
         batch_size: int = 256,
         disagreement_penalty: float = 0.0,
@@ -265,7 +271,7 @@ class PreferenceReward(RewardModel):
         # Every argument is checked before a checkpoint is read or a network built.
         given = _check_given_architecture(ensemble_size, image_size, channels, hidden_size,
                                           views, view_rewards, encoder, encoder_weights,
-                                          finetune, pool_grid)
+                                          finetune, pool_grid, feature_stage)
         batch_size = arguments.integer("batch_size", batch_size, 1)
         disagreement_penalty = arguments.number("disagreement_penalty", disagreement_penalty, 0.0)
         encoder_lr_scale = arguments.number("encoder_lr_scale", encoder_lr_scale, 0.0)
@@ -276,7 +282,8 @@ class PreferenceReward(RewardModel):
             defaults = {"ensemble_size": DEFAULT_ENSEMBLE_SIZE, "image_size": DEFAULT_IMAGE_SIZE,
                         "channels": list(DEFAULT_CHANNELS), "hidden_size": DEFAULT_HIDDEN_SIZE,
                         "views": 1, "view_rewards": "joint", "encoder": "cnn",
-                        "encoder_weights": None, "finetune": None, "pool_grid": None}
+                        "encoder_weights": None, "finetune": None, "pool_grid": None,
+                        "feature_stage": None}
         else:
             defaults = source.architecture()
             conflicts = {key: (value, defaults[key]) for key, value in given.items()
@@ -303,6 +310,7 @@ class PreferenceReward(RewardModel):
         self.encoder = str(architecture["encoder"])
         self.encoder_weights = architecture["encoder_weights"]
         self.pool_grid = architecture["pool_grid"]
+        self.feature_stage = architecture["feature_stage"]
         self.encoder_lr_scale = float(encoder_lr_scale)
         self.batch_size = int(batch_size)
         self.disagreement_penalty = float(disagreement_penalty)
@@ -327,7 +335,7 @@ class PreferenceReward(RewardModel):
                                   self.hidden_size, self.views, self.view_rewards,
                                   self.encoder)
         encoder = build_encoder(self.encoder, self.encoder_weights, finetune,
-                                self.pool_grid or 1)
+                                self.pool_grid or 1, feature_stage=self.feature_stage)
         return EncoderEnsemble(encoder, self.ensemble_size, self.image_size,
                                self.hidden_size, self.views)
 
@@ -341,7 +349,7 @@ class PreferenceReward(RewardModel):
                 "views": self.views, "view_rewards": self.view_rewards,
                 "encoder": self.encoder, "encoder_weights": self.encoder_weights,
                 "finetune": None if self.encoder in SCRATCH_ENCODERS else self.finetune,
-                "pool_grid": self.pool_grid}
+                "pool_grid": self.pool_grid, "feature_stage": self.feature_stage}
 
     def config(self) -> dict[str, Any]:
         return {**self.architecture(), "encoder_lr_scale": self.encoder_lr_scale,
@@ -628,7 +636,8 @@ def _encode_segments(model: PreferenceReward, segments: torch.Tensor) -> torch.T
 def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any,
                               hidden_size: Any, views: Any, view_rewards: Any,
                               encoder: Any = None, encoder_weights: Any = None,
-                              finetune: Any = None, pool_grid: Any = None) -> dict[str, Any]:
+                              finetune: Any = None, pool_grid: Any = None,
+                              feature_stage: Any = None) -> dict[str, Any]:
     """The architecture arguments given (None: not given), each checked on its own."""
     return {
         "ensemble_size": None if ensemble_size is None
@@ -646,23 +655,26 @@ def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any
         "finetune": None if finetune is None
         else arguments.choice("finetune", finetune, FINETUNE_MODES),
         "pool_grid": None if pool_grid is None else arguments.integer("pool_grid", pool_grid, 1),
+        "feature_stage": arguments.optional_integer("feature_stage", feature_stage),
     }
 
 
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
                         hidden_size: int, views: int, view_rewards: str, encoder: str,
                         encoder_weights: str | None, finetune: str | None,
-                        pool_grid: int | None) -> None:
+                        pool_grid: int | None, feature_stage: int | None = None) -> None:
     """Checks the arguments together, once defaults and the checkpoint's are filled in."""
     _check_given_architecture(ensemble_size, image_size, channels, hidden_size, views,
-                              view_rewards, encoder, encoder_weights, finetune, pool_grid)
+                              view_rewards, encoder, encoder_weights, finetune, pool_grid,
+                              feature_stage)
     if view_rewards == "min" and views < 2:
         raise ValueError("view_rewards='min' takes the minimum over several views; give "
                          f"views >= 2 (got views={views})")
-    if encoder in SCRATCH_ENCODERS and (encoder_weights, finetune, pool_grid) != (None,) * 3:
+    if encoder in SCRATCH_ENCODERS and (
+            encoder_weights, finetune, pool_grid, feature_stage) != (None,) * 4:
         raise ValueError(f"encoder={encoder!r} trains every member's network from scratch: "
-                         "encoder_weights, finetune and pool_grid apply to a named encoder "
-                         "(e.g. encoder='efficientnet_lite0')")
+                         "encoder_weights, finetune, pool_grid and feature_stage apply to a "
+                         "named encoder (e.g. encoder='efficientnet_lite0')")
     if encoder == "keypoints":
         check_keypoint_channels(channels)
     if encoder not in SCRATCH_ENCODERS and view_rewards == "min":

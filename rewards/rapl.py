@@ -243,6 +243,13 @@ class RaplReward(RewardModel):
         that affordable on a CPU), ``"frozen"`` or ``"full"``.
     :param encoder_lr_scale: learning rate of pretrained encoder parameters as a
         fraction of the head's (default 0.1).
+    :param pool_grid: a registry encoder's feature map is averaged to this grid
+        before the head (default 1: one vector per frame; 2 or more keep where in the
+        frame a feature came from, which manipulation progress depends on).
+    :param feature_stage: a timm encoder's features come from the end of this stage
+        (timm's ``forward_intermediates`` numbering; e.g. -2, EfficientNet-Lite0's
+        stride-16 map) instead of the final map (default None). ``"last_block"`` then
+        fine-tunes that stage.
     :param encoder_channels: ``cnn``: output channels of the encoder's stride-2
         convolutions (default ``(16, 32, 64)``).
     :param embedding_dim: size of the embedding ``phi(o)`` (default 64).
@@ -281,6 +288,8 @@ class RaplReward(RewardModel):
         encoder_weights: str | None = None,
         finetune: str | None = None,
         encoder_lr_scale: float = 0.1,
+        pool_grid: int = 1,
+        feature_stage: int | None = None,
         encoder_channels: Sequence[int] = (16, 32, 64),
         embedding_dim: int = 64,
         image_size: int = 64,
@@ -302,9 +311,13 @@ class RaplReward(RewardModel):
         self.finetune = (None if finetune is None
                          else arguments.choice("finetune", finetune, FINETUNE_MODES))
         self.encoder_lr_scale = arguments.number("encoder_lr_scale", encoder_lr_scale, 0.0)
-        if encoder in ("cnn", "clip") and (encoder_weights, finetune) != (None, None):
-            raise ValueError(f"encoder={encoder!r} takes no encoder_weights or finetune: they "
-                             f"apply to a named encoder (e.g. 'efficientnet_lite0')")
+        self.pool_grid = arguments.integer("pool_grid", pool_grid, 1)
+        self.feature_stage = arguments.optional_integer("feature_stage", feature_stage)
+        if encoder in ("cnn", "clip") and (
+                (encoder_weights, finetune, feature_stage) != (None,) * 3 or pool_grid != 1):
+            raise ValueError(f"encoder={encoder!r} takes no encoder_weights, finetune, "
+                             f"pool_grid or feature_stage: they apply to a named encoder "
+                             f"(e.g. 'efficientnet_lite0')")
         channels = arguments.integers("encoder_channels", encoder_channels)
         self.embedding_dim = arguments.integer("embedding_dim", embedding_dim, 1)
         self.image_size = arguments.integer("image_size", image_size, 1)
@@ -331,7 +344,8 @@ class RaplReward(RewardModel):
             self.encoder = self._clip_encoder(clip_model, clip_pretrained, clip_checkpoint,
                                               clip_model_config, clip_initial_weights)
         else:
-            tower = build_encoder(encoder, encoder_weights, self.finetune or "last_block")
+            tower = build_encoder(encoder, encoder_weights, self.finetune or "last_block",
+                                  self.pool_grid, feature_stage=self.feature_stage)
             self.finetune = tower.finetune
             self.encoder = PretrainedEmbedding(tower, self.image_size, self.embedding_dim)
         self.encoder.to(self.device)
@@ -448,7 +462,8 @@ class RaplReward(RewardModel):
         registry = {}
         if isinstance(self.encoder, PretrainedEmbedding):
             registry = {"encoder_weights": self.encoder_weights, "finetune": self.finetune,
-                        "encoder_lr_scale": self.encoder_lr_scale}
+                        "encoder_lr_scale": self.encoder_lr_scale, "pool_grid": self.pool_grid,
+                        "feature_stage": self.feature_stage}
         return {
             "encoder": self.encoder_kind,
             **clip,

@@ -107,6 +107,20 @@ def test_last_block_trains_only_the_last_stage_and_what_follows(lite0):
     assert all(p.requires_grad for p in full.parameters())
 
 
+def test_last_block_of_a_cut_encoder_is_the_stage_whose_map_it_gives():
+    """Cut at -2, EfficientNet-Lite0 runs blocks 0-4: last_block trains blocks.4 alone,
+    and a step through the features moves exactly those weights."""
+    encoder = build_encoder("efficientnet_lite0", finetune="last_block", feature_stage=-2)
+    trainable = {name for name, p in encoder.model.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("blocks.4.") for name in trainable)
+    assert trainable == {name for name, _ in encoder.model.named_parameters()
+                         if name.startswith("blocks.4.")}
+    encoder(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)).square().sum().backward()
+    given_gradient = {name for name, p in encoder.model.named_parameters()
+                      if p.grad is not None and p.grad.abs().sum() > 0}
+    assert given_gradient == trainable
+
+
 def test_an_earlier_feature_stage_gives_the_networks_own_finer_map(lite0):
     """feature_stage=-2: EfficientNet-Lite0's stride-16 map, the output of its blocks.4
     in a full pass (read here with a hook), pooled to the grid; later blocks never run."""
@@ -135,9 +149,9 @@ def test_feature_stage_settings_are_checked():
         build_encoder("cnn", feature_stage=-2)
     with pytest.raises(ValueError, match="must be an integer"):
         build_encoder("timm:resnet18", weights="random", feature_stage="-2")
-    with pytest.raises(ValueError, match="use 'frozen' or 'full'"):
-        build_encoder("efficientnet_lite0", weights="random", finetune="last_block",
-                      feature_stage=-2)
+    with pytest.raises(ValueError, match="stage 'act1' .* has no parameters to train"):
+        build_encoder("timm:resnet18", weights="random", finetune="last_block",
+                      feature_stage=0)
     resnet = build_encoder("timm:resnet18", weights="random", feature_stage=-2)
     assert resnet.tokens(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 256)  # layer3
 
@@ -203,6 +217,27 @@ def test_save_keeps_only_what_was_learned_and_loads_back_identically(tmp_path):
         PreferenceReward(checkpoint=tmp_path / "reward", encoder="cnn")
 
 
+def test_a_preference_reward_on_an_earlier_stage_reads_the_finer_map_and_round_trips(tmp_path):
+    model = PreferenceReward(**FROZEN, feature_stage=-2, pool_grid=2)
+    # 32-px frames: the stride-16 map is 2x2, 112 channels, one cell each.
+    assert model.network.heads[0][0].in_features == 112 * 4
+    train_preference_reward(model, brightness_pairs(16, seed=6, size=32), epochs=1)
+    rewards.save(model, tmp_path / "reward")
+    loaded = rewards.load(tmp_path / "reward")
+    assert loaded.architecture()["feature_stage"] == -2
+    frames = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded.member_rewards(frames), model.member_rewards(frames),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="feature_stage=-1 \\(checkpoint: -2\\)"):
+        PreferenceReward(checkpoint=tmp_path / "reward", feature_stage=-1)
+    # A module saved before feature_stage existed has no such key: the final map.
+    rewards.save(PreferenceReward(**FROZEN), tmp_path / "old")
+    old = json.loads((tmp_path / "old" / "config.json").read_text())
+    del old["config"]["feature_stage"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(old))
+    assert rewards.load(tmp_path / "old").architecture()["feature_stage"] is None
+
+
 def test_a_module_whose_encoder_is_not_installed_fails_with_the_install_hint(tmp_path,
                                                                              monkeypatch):
     rewards.save(PreferenceReward(**FROZEN), tmp_path / "reward")
@@ -220,8 +255,10 @@ def test_scratch_cnn_modules_are_unchanged_and_refuse_encoder_options():
     assert set(model.tensors()) == {"members.0.features.0.weight", "members.0.features.0.bias",
                                     "members.0.head.0.weight", "members.0.head.0.bias",
                                     "members.0.head.2.weight", "members.0.head.2.bias"}
-    with pytest.raises(ValueError, match="encoder_weights, finetune and pool_grid apply to a named encoder"):
+    with pytest.raises(ValueError, match="pool_grid and feature_stage apply to a named encoder"):
         rewards.make("preference", finetune="frozen")
+    with pytest.raises(ValueError, match="pool_grid and feature_stage apply to a named encoder"):
+        rewards.make("preference", feature_stage=-2)
     with pytest.raises(ValueError, match="view_rewards='min' needs a CNN per view"):
         rewards.make("preference", encoder="efficientnet_lite0", views=2, view_rewards="min")
 

@@ -368,8 +368,12 @@ def test_unknown_encoder_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"unknown encoder 'resnet'; valid: cnn, clip, "
                                          r"efficientnet_lite0, timm:<model>, open_clip:<model>"):
         rewards.make("rapl", encoder="resnet", device="cpu")
-    with pytest.raises(ValueError, match="takes no encoder_weights or finetune"):
+    with pytest.raises(ValueError, match="takes no encoder_weights, finetune"):
         rewards.make("rapl", encoder="cnn", finetune="frozen", device="cpu")
+    with pytest.raises(ValueError, match="apply to a named encoder"):
+        rewards.make("rapl", encoder="cnn", feature_stage=-2, device="cpu")
+    with pytest.raises(ValueError, match="pool_grid must be an integer >= 1"):
+        rewards.make("rapl", pool_grid=0, device="cpu")
 
 
 def test_the_default_encoder_is_pretrained_and_fine_tunes_its_last_stage(tmp_path):
@@ -396,5 +400,28 @@ def test_the_default_encoder_is_pretrained_and_fine_tunes_its_last_stage(tmp_pat
     assert "encoder.encoder.model.conv_stem.weight" not in saved
     loaded = rewards.load(tmp_path / "rapl")
     rollout = square_video(5, 0.2, 0.8, size=32)
+    np.testing.assert_allclose(loaded.score_trajectory(rollout, ""),
+                               module.score_trajectory(rollout, ""), rtol=1e-5, atol=1e-6)
+
+
+def test_an_earlier_stage_on_a_grid_tunes_that_stage_and_round_trips(tmp_path):
+    """feature_stage=-2, pool_grid=2: the head reads EfficientNet-Lite0's stride-16 map
+    (112 channels) in 4 cells; "last_block" tunes blocks.4, which the map ends with."""
+    module = rewards.make("rapl", image_size=64, embedding_dim=8, sinkhorn_iterations=20,
+                          feature_stage=-2, pool_grid=2, device="cpu")
+    tower = module.encoder.encoder
+    assert module.encoder.head.in_features == 112 * 4
+    stage = tower.model.blocks[4][0].conv_pwl.weight.clone()
+    earlier = tower.model.blocks[3][0].conv_pwl.weight.clone()
+    triplets = [(square_video(4, 0.1, 0.9, size=64), square_video(4, 0.1, 0.5, size=64),
+                 square_video(4, 0.9, 0.1, size=64)) for _ in range(2)]
+    train_rapl(module, triplets, epochs=1, batch_size=2)
+    assert not torch.equal(stage, tower.model.blocks[4][0].conv_pwl.weight)
+    assert torch.equal(earlier, tower.model.blocks[3][0].conv_pwl.weight)
+    module.set_demonstrations([square_video(4, 0.1, 0.9, size=64)])
+    rewards.save(module, tmp_path / "rapl")
+    loaded = rewards.load(tmp_path / "rapl")
+    assert (loaded.feature_stage, loaded.pool_grid) == (-2, 2)
+    rollout = square_video(5, 0.2, 0.8, size=64)
     np.testing.assert_allclose(loaded.score_trajectory(rollout, ""),
                                module.score_trajectory(rollout, ""), rtol=1e-5, atol=1e-6)

@@ -139,10 +139,14 @@ def test_bradley_terry_comparison_takes_only_registry_encoders():
     from agents.reward_training import same_encoder_arguments
 
     pretrained = {"encoder": "timm:resnet18", "encoder_weights": "w.pt", "finetune": "frozen",
-                  "encoder_lr_scale": 0.1, "embedding_dim": 64, "image_size": 64}
+                  "encoder_lr_scale": 0.1, "embedding_dim": 64, "image_size": 96,
+                  "pool_grid": 2, "feature_stage": -2, "epsilon": 0.05}
     assert same_encoder_arguments(pretrained) == {
         "encoder": "timm:resnet18", "encoder_weights": "w.pt", "finetune": "frozen",
-        "encoder_lr_scale": 0.1}
+        "encoder_lr_scale": 0.1, "image_size": 96, "pool_grid": 2, "feature_stage": -2}
+    # Every shared key is one the preference module takes.
+    rewards.make("preference", device="cpu", **same_encoder_arguments(
+        {**pretrained, "encoder": "efficientnet_lite0", "encoder_weights": None}))
     # RAPL's own CNN and CLIP towers are not the preference module's: its default.
     assert same_encoder_arguments({"encoder": "cnn", "encoder_channels": [16]}) == {}
     assert same_encoder_arguments({"encoder": "clip", "model": "ViT-B-32"}) == {}

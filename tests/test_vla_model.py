@@ -195,9 +195,6 @@ def test_a_registry_encoders_earlier_stage_gives_finer_tokens_and_round_trips(tm
     with pytest.raises(ValueError, match="feature_stage 7 does not exist"):
         make_config("tiny", image_encoder="registry", vision_encoder="efficientnet_lite0",
                     vision_stage=7)
-    with pytest.raises(ValueError, match="use 'frozen' or 'full'"):
-        make_config("tiny", image_encoder="registry", vision_encoder="efficientnet_lite0",
-                    vision_stage=-2, vision_finetune="last_block")
     with pytest.raises(ValueError, match="apply to image_encoder 'registry'"):
         make_config("tiny", vision_stage=-2)
 
