@@ -4,6 +4,7 @@ minutes each on one core)."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import gymnasium as gym
@@ -273,6 +274,47 @@ def test_vla_grpo_scores_its_starting_policy_logs_and_resumes(tmp_path, weak_pol
     assert resumed["resumed_from"] == 2 and resumed["iterations"] == 3
 
 
+def test_grpo_against_a_learned_reward_scores_each_rollouts_rendered_frames(tmp_path,
+                                                                          monkeypatch,
+                                                                          weak_policy):
+    """With a pixel reward, a group's returns are the module's scores of its rollouts'
+    rendered frames, summed; the advantages are computed from them; the ground truth
+    is still what the log's gt_return and the evaluation report."""
+    import agents.vla.grpo as grpo
+    import rewards
+
+    easy_env.register()
+    init, _ = weak_policy
+    module = rewards.make("preference", ensemble_size=1, image_size=8, channels=[4],
+                          hidden_size=4, device="cpu")
+    rewards.save(module, tmp_path / "reward")
+    config = {**grpo_config(init, iterations=1, groups=2, group_size=4, parallel=8,
+                            batch_size=16),
+              "eval_episodes": 2, "reward": "preference",
+              "reward_checkpoint": str(tmp_path / "reward")}
+    scored, advantaged = [], []
+    original_returns, original_advantages = grpo.rollout_returns, grpo.group_advantages
+    monkeypatch.setattr(grpo, "rollout_returns", lambda reward, episodes: scored.append(
+        (episodes, original_returns(reward, episodes))) or scored[-1][1])
+    monkeypatch.setattr(grpo, "group_advantages", lambda returns: advantaged.append(returns)
+                        or original_advantages(returns))
+    summary = train(load_config(write(tmp_path, "grpo", config)), tmp_path / "grpo",
+                    log=lambda *a: None)
+    episodes = [e for chunk, _ in scored for e in chunk]
+    assert len(episodes) == 8 and all(len(e.frames) == len(e) for e in episodes)
+    expected = [module(e.frames, [e.instruction] * len(e)).sum() for e in episodes]
+    np.testing.assert_allclose(np.concatenate([r for _, r in scored]), expected, rtol=1e-5)
+    np.testing.assert_allclose(advantaged[0].reshape(-1), expected, rtol=1e-5)
+    assert not np.allclose(expected, [e.ground_truth_return for e in episodes])
+    rows = list(csv.DictReader((tmp_path / "grpo" / "progress.csv").open()))
+    assert float(rows[0]["rollout/learned_return"]) == pytest.approx(np.mean(expected), rel=1e-5)
+    assert float(rows[0]["rollout/gt_return"]) == pytest.approx(
+        np.mean([e.ground_truth_return for e in episodes]), rel=1e-5)
+    assert summary["reward"] == "preference"
+    with pytest.raises(ValueError, match="reward_frames must be 'render'"):
+        load_config(write(tmp_path, "bad", {**config, "reward_frames": "observation"}))
+
+
 @pytest.fixture(scope="module")
 def frozen_encoder_policy(tmp_path_factory):
     """A saved VLA policy on the frozen ImageNet EfficientNet-Lite0 (2 BC steps)."""
@@ -301,7 +343,7 @@ def test_grpo_encodes_a_frozen_encoders_frames_once_per_iteration(tmp_path, monk
     env = gym.make(easy_env.ENV_ID)
     spec = ActionSpec.of(env.action_space)
     env.close()
-    groups = play_groups(policy, config, 0, distributed.world())
+    groups, _ = play_groups(policy, config, build_reward(config, "cpu"), 0, distributed.world())
     batch = step_batch(policy, groups, np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32), spec)
     live = {**batch, "encoder_tokens": None}
     with torch.no_grad():

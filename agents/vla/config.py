@@ -1,4 +1,4 @@
-"""Configs of VLA runs (``algo: vla-bc | vla-ppo | vla-dpo``): one schema per trainer.
+"""Configs of VLA runs (``algo: vla-bc | vla-ppo | vla-grpo | vla-dpo``): one schema per trainer.
 
 Read by the same loader as PPO configs (:func:`agents.config.load_config`, with the
 same ``key=value`` overrides); ``algo`` picks the schema::
@@ -17,6 +17,8 @@ same ``key=value`` overrides); ``algo`` picks the schema::
     env_kwargs: {}
     reward: ground_truth          # and reward_kwargs, reward_checkpoint, reward_frames
     ppo: {n_timesteps: 100000, n_envs: 8, n_steps: 128, ...}
+    # vla-grpo: group-relative policy optimisation against any reward module (as vla-ppo)
+    grpo: {iterations: 50, groups: 8, group_size: 8, ...}
     # vla-dpo: trajectory-wise DPO from preferences over the policy's own rollouts
     dpo: {rollouts: 64, pairs: 128, teacher: oracle, beta: 0.1, ...}
 
@@ -303,11 +305,21 @@ class VLAGRPOSettings(Section):
                 for first in range(0, self.groups, size)]
 
 
-class VLAGRPOConfig(FineTuningConfig):
-    """``algo: vla-grpo``: GRPO on the env's own reward from a saved VLA policy."""
+class VLAGRPOConfig(RewardFields, FineTuningConfig):
+    """``algo: vla-grpo``: GRPO from a saved VLA policy against any reward module (the
+    env's own by default), which scores each rollout's rendered frames."""
 
     algo: Literal["vla-grpo"] = "vla-grpo"
     grpo: VLAGRPOSettings = Field(default_factory=VLAGRPOSettings)
+
+    @field_validator("reward_frames")
+    @classmethod
+    def _scores_rendered_frames(cls, reward_frames: str) -> str:
+        if reward_frames != "render":
+            raise ValueError("vla-grpo scores each rollout's env.render() frames (the "
+                             "reward-model view; set it with env_kwargs render_camera and "
+                             "render_size): reward_frames must be 'render'")
+        return reward_frames
 
     LENGTH_KEY: ClassVar[str] = "grpo.iterations"
 

@@ -9,8 +9,8 @@ critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
    actions sampled (:func:`agents.vla.rollout.rollout_episodes`). Groups are played
    in chunks of ``grpo.parallel // grpo.group_size`` (envs in lockstep), each chunk
    with its own seeded sampler, so which process plays a chunk does not change it.
-2. **Advantages** (:func:`group_advantages`): a rollout's ground-truth return minus
-   its group's mean, divided by the group's standard deviation (plus ``1e-6``); every
+2. **Advantages** (:func:`group_advantages`): a rollout's return under the run's
+   reward (:func:`rollout_returns`) minus its group's mean, divided by the group's standard deviation (plus ``1e-6``); every
    step of the rollout gets its rollout's advantage. A group whose rollouts all
    return the same has nothing to compare and gets zeros.
 3. **Update** (:func:`grpo_update`): ``grpo.n_epochs`` passes over the steps in
@@ -29,12 +29,19 @@ process takes; the main process logs, checkpoints and evaluates.
 
 A checkpoint after every ``checkpoint_every`` iterations (policy, optimizer, RNG
 states); ``--resume`` continues from the last one with the next iteration's start
-states. The reward is the env's own (ground truth): a group's returns must be
-comparable, which a learned reward's are only if its scale stays put.
+states.
+
+The reward is any reward module (``reward``, ``reward_kwargs``, ``reward_checkpoint``,
+as for ``vla-ppo``): the env's own by default; a learned one scores each rollout's
+rendered frames (``env.render()``, the reward-model view) once the rollout ends, a
+trajectory module (RAPL) the whole episode. The module is not trained during the run,
+so the returns of a group stay comparable. Logs and evaluation report the ground
+truth whatever the reward.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -45,12 +52,13 @@ import torch
 from torch import nn
 
 from agents import distributed
-from agents.rollouts import Episode
+from agents.rollouts import NO_FRAMES, Episode
 from agents.runs import Checked
 from agents.vla import runs
 from agents.vla.config import VLAGRPOConfig, VLAGRPOSettings
 from agents.vla.model import ActionSpec, VLAPolicy
 from agents.vla.rollout import rollout_episodes, success_rate
+from rewards.base import RewardModel
 
 
 def group_advantages(returns: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -71,29 +79,46 @@ def kl_estimate(log_prob: torch.Tensor, reference_log_prob: torch.Tensor) -> tor
     return difference.exp() - difference - 1
 
 
-def play_chunk(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
-               chunk: range) -> list[list[Episode]]:
+def rollout_returns(reward: RewardModel, episodes: list[Episode]) -> np.ndarray:
+    """Each rollout's return under ``reward``: the env's own for a module that reads
+    no frames (the ground truth), else the sum of its scores of the rendered frames."""
+    if not reward.needs_frames:
+        return np.array([e.ground_truth_return for e in episodes], np.float64)
+    return np.array([float(reward.score_trajectory(e.frames, e.instruction, e.env_rewards).sum())
+                     for e in episodes], np.float64)
+
+
+def play_chunk(policy: VLAPolicy, config: VLAGRPOConfig, reward: RewardModel, iteration: int,
+               chunk: range) -> tuple[list[list[Episode]], np.ndarray]:
     """``group_size`` sampled rollouts from each of the chunk's start states, actions
-    drawn from the chunk's own generator (seeded by run seed, iteration and chunk)."""
+    drawn from the chunk's own generator (seeded by run seed, iteration and chunk),
+    and their returns under ``reward`` (chunk groups, group_size). The rendered
+    frames are scored here and dropped."""
     s = config.grpo
     first = config.seed + iteration * s.groups
     seeds = [first + g for g in chunk for _ in range(s.group_size)]
     key = np.random.SeedSequence([config.seed, iteration, chunk.start]).generate_state(1)[0]
     generator = torch.Generator(device=policy.device).manual_seed(int(key))
     played = rollout_episodes(policy, config.env, config.env_kwargs, seeds, deterministic=False,
-                              parallel=s.parallel, keep_trajectories=True, generator=generator)
-    return [played[g * s.group_size:(g + 1) * s.group_size] for g in range(len(chunk))]
+                              parallel=s.parallel, keep_trajectories=True,
+                              render=reward.needs_frames, generator=generator)
+    returns = rollout_returns(reward, played).reshape(len(chunk), s.group_size)
+    played = [dataclasses.replace(e, frames=NO_FRAMES, first_frame=None) for e in played]
+    return [played[g * s.group_size:(g + 1) * s.group_size] for g in range(len(chunk))], returns
 
 
-def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, iteration: int,
-                world: distributed.World) -> list[list[Episode]]:
-    """The iteration's groups, in order: this process plays its share of the chunks
-    and gets the others' from them."""
-    mine = {chunk.start: play_chunk(policy, config, iteration, chunk)
+def play_groups(policy: VLAPolicy, config: VLAGRPOConfig, reward: RewardModel, iteration: int,
+                world: distributed.World) -> tuple[list[list[Episode]], np.ndarray]:
+    """The iteration's groups, in order, and their returns under ``reward`` (groups,
+    group_size): this process plays its share of the chunks and gets the others'
+    from them."""
+    mine = {chunk.start: play_chunk(policy, config, reward, iteration, chunk)
             for chunk in config.grpo.chunks()[world.rank::world.size]}
-    played = {start: groups for share in distributed.gather(mine)
-              for start, groups in share.items()}
-    return [group for start in sorted(played) for group in played[start]]
+    played = {start: result for share in distributed.gather(mine)
+              for start, result in share.items()}
+    order = sorted(played)
+    return ([group for start in order for group in played[start][0]],
+            np.concatenate([played[start][1] for start in order]))
 
 
 def step_batch(policy: VLAPolicy, groups: list[list[Episode]], advantages: np.ndarray,
@@ -244,14 +269,16 @@ def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
     env.close()
     objective = distributed.data_parallel(GroupRelativeLoss(policy, spec, s), device)
     logger = runs.make_logger(run_dir)
-    log(f"vmalign train: vla-grpo on {config.env}, {s.groups} groups x {s.group_size} "
-        f"rollouts per iteration, {policy.num_parameters() / 1e6:.1f} M parameters, {device}"
+    reward = checked.reward
+    log(f"vmalign train: vla-grpo on {config.env} with the {reward.name} reward, {s.groups} "
+        f"groups x {s.group_size} rollouts per iteration, "
+        f"{policy.num_parameters() / 1e6:.1f} M parameters, {device}"
         + (f", {world.size} processes" if world.is_distributed else ""))
     started = time.perf_counter()
     steps = 0
     for iteration in range(start, s.iterations):
-        groups = play_groups(policy, config, iteration, world)
-        returns = np.array([[e.ground_truth_return for e in group] for group in groups])
+        groups, returns = play_groups(policy, config, reward, iteration, world)
+        ground_truth = np.array([[e.ground_truth_return for e in group] for group in groups])
         advantages = group_advantages(returns)
         batch = step_batch(policy, groups, advantages, spec)
         # Seeded per iteration: a resumed run shuffles its minibatches as an unbroken one.
@@ -260,19 +287,23 @@ def train(config: VLAGRPOConfig, run_dir: Path, resume: bool, checked: Checked,
         steps += len(batch["texts"])
         done = iteration + 1
         episodes = [e for group in groups for e in group]
-        logger.record("rollout/gt_return", float(returns.mean()))
+        logger.record("rollout/gt_return", float(ground_truth.mean()))
+        if reward.needs_frames:
+            logger.record("rollout/learned_return", float(returns.mean()))
         logger.record("rollout/success_rate", success_rate(episodes))
         logger.record("grpo/groups_with_signal", float((returns.std(axis=1) > 0).mean()))
         for key, value in stats.items():
             logger.record(f"grpo/{key}", value)
         logger.record("time/total_timesteps", done)
         logger.dump(done)
-        log(f"  iteration {done}/{s.iterations}: return {returns.mean():.3f}, success "
+        log(f"  iteration {done}/{s.iterations}: return {ground_truth.mean():.3f}"
+            + (f" (learned {returns.mean():.3f})" if reward.needs_frames else "") + ", success "
             f"{success_rate(episodes):.2f}, {len(batch['texts'])} steps")
         if done % config.checkpoint_every == 0 or done == s.iterations:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {})
     seconds = time.perf_counter() - started
-    summary = {"algo": "vla-grpo", "env": config.env, "iterations": s.iterations,
+    summary = {"algo": "vla-grpo", "env": config.env, "reward": reward.name,
+               "iterations": s.iterations,
                "steps": s.iterations, "env_steps": steps, "resumed_from": start,
                "seconds": round(seconds, 1), "device": device, "processes": world.size}
     if not world.is_main:
