@@ -12,8 +12,8 @@ critic: the baseline of a rollout is its group. Each iteration of :func:`train`:
 2. **Advantages** (:func:`group_advantages`): a rollout's return under the run's
    reward (:func:`rollout_returns`) minus its group's mean, divided by the group's
    standard deviation (plus ``1e-6``); every step of the rollout gets its rollout's
-   advantage. A group whose rollouts all
-   return the same has nothing to compare and gets zeros.
+   advantage. A group whose rollouts all return the same has nothing to compare and
+   gets zeros.
 3. **Update** (:func:`grpo_update`): ``grpo.n_epochs`` passes over the steps in
    minibatches of ``grpo.batch_size``, PPO's clipped ratio against the
    log-probabilities the rollouts were sampled with, plus ``grpo.kl_coef`` times an
