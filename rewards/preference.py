@@ -662,7 +662,7 @@ def _check_given_architecture(ensemble_size: Any, image_size: Any, channels: Any
 def _check_architecture(ensemble_size: int, image_size: int, channels: Sequence[int],
                         hidden_size: int, views: int, view_rewards: str, encoder: str,
                         encoder_weights: str | None, finetune: str | None,
-                        pool_grid: int | None, feature_stage: int | None = None) -> None:
+                        pool_grid: int | None, feature_stage: int | None) -> None:
     """Checks the arguments together, once defaults and the checkpoint's are filled in."""
     _check_given_architecture(ensemble_size, image_size, channels, hidden_size, views,
                               view_rewards, encoder, encoder_weights, finetune, pool_grid,
