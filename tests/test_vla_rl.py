@@ -23,7 +23,7 @@ from agents.vla.grpo import (GroupRelativeLoss, all_log_probs, group_advantages,
 from agents.sb3.vector import make_training_env
 from agents.vla import runs
 from agents.vla.model import ActionSpec, VLAPolicy
-from agents.vla.ppo import collect_rollout, initial_state, ppo_update
+from agents.vla.ppo import Rollout, collect_rollout, compute_gae, initial_state, ppo_update
 from tests import easy_env
 
 import torch
@@ -77,6 +77,10 @@ def test_vla_ppo_logs_warms_up_its_critic_and_resumes(tmp_path, weak_policy):
     rows = (tmp_path / "ppo" / "progress.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert "rollout/gt_return" in header and "train/critic_only" in header
+    # The critic's explained variance on each rollout is logged (at most 1 by definition).
+    explained = [float(line.split(",")[header.index("train/explained_variance")])
+                 for line in rows[1:]]
+    assert explained and all(np.isfinite(v) and v <= 1.0 for v in explained), explained
     # With the ground-truth reward the learned return is the env's return (the value
     # bootstrap added at truncation is not part of either).
     for line in rows[1:]:
@@ -91,6 +95,24 @@ def test_vla_ppo_logs_warms_up_its_critic_and_resumes(tmp_path, weak_policy):
     longer = load_config(path, ["ppo.n_timesteps=768"])
     resumed = train(longer, tmp_path / "ppo", resume=True, log=lambda *a: None)
     assert resumed["resumed_from"] == 576 and resumed["steps"] == 768
+
+
+def test_gae_matches_hand_computed_values():
+    # One env, three steps, the episode ends after the second: GAE restarts there and the
+    # last step bootstraps from last_values.
+    gamma, lam = 0.9, 0.5
+    rollout = Rollout(images=np.zeros((3, 1, 1, 1, 3), np.uint8), texts=[[""]] * 3,
+                      masks=[None] * 3, indices=torch.zeros(3, 1), log_probs=torch.zeros(3, 1),
+                      values=np.array([[1.0], [2.0], [3.0]], np.float32),
+                      rewards=np.array([[1.0], [0.0], [2.0]], np.float32),
+                      dones=np.array([[False], [True], [False]]))
+    advantages, returns = compute_gae(rollout, np.array([4.0], np.float32), gamma, lam)
+    delta2 = 2.0 + gamma * 4.0 - 3.0            # 2.6
+    delta1 = 0.0 - 2.0                           # done: no bootstrap, no carry-over
+    delta0 = 1.0 + gamma * 2.0 - 1.0             # 1.8
+    expected = np.array([[delta0 + gamma * lam * delta1], [delta1], [delta2]])
+    np.testing.assert_allclose(advantages, expected, rtol=1e-6)
+    np.testing.assert_allclose(returns, expected + rollout.values, rtol=1e-6)
 
 
 def test_dpo_loss_matches_its_formula():

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.utils import explained_variance
 
 from agents.runs import Checked
 from agents.sb3.vector import make_training_env
@@ -267,6 +268,10 @@ def train(config: VLAPPOConfig, run_dir: Path, resume: bool, checked: Checked,
             critic_only = updates < s.critic_warmup
             stats = ppo_update(policy, optimizer, rollout, advantages, returns, spec, s,
                                critic_only)
+            # how much of the returns' variance the critic's rollout values explain (as
+            # SB3 logs it): near 0 or below, the advantages are mostly the critic's noise
+            stats["explained_variance"] = [float(explained_variance(
+                rollout.values.ravel(), returns.ravel()))]
             updates += 1
             _log_update(logger, state, stats, critic_only, step, start, started)
             if step // config.checkpoint_every > (step - s.n_steps * s.n_envs) // config.checkpoint_every \
