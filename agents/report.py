@@ -328,13 +328,12 @@ def replace_section(markdown: Path, name: str, table: str) -> None:
     (appended with its markers when they are not there yet); the rest is kept."""
     start, end = MARKER.format(name=name), END_MARKER.format(name=name)
     text = markdown.read_text() if markdown.is_file() else ""
-    block = f"{start}\n{table}{end}\n"
+    block = f"{start}\n{table}{end}"
     if start in text and end in text:
         before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1].lstrip("\n")
-        text = before + block + after
+        text = before + block + rest.split(end, 1)[1]  # what followed, blank lines included
     else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
     atomic_save(markdown, lambda partial: partial.write_text(text))
 
 

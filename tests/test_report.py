@@ -103,7 +103,9 @@ def test_the_report_writes_its_table_and_plots_and_a_results_section(runs_dir, t
     replace_section(results, "reach", "| new table |\n")
     text = results.read_text()
     assert "| new table |" in text and "0.10 / 0.50" not in text
-    assert text.startswith("# Results\n\nkept above\n") and text.endswith("kept below\n")
+    # Everything outside the markers is kept as it was, the blank line after them too.
+    assert text.startswith("# Results\n\nkept above\n")
+    assert text.endswith("<!-- end vmalign report: reach -->\n\nkept below\n")
 
 
 def test_bad_input_stops_before_anything_is_written(tmp_path, capsys):
