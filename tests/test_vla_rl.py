@@ -69,18 +69,27 @@ def test_vla_ppo_fine_tuning_raises_success(tmp_path, weak_policy):
     assert success >= bc_success + 0.1, (bc_success, success)
 
 
-def test_vla_ppo_logs_warms_up_its_critic_and_resumes(tmp_path, weak_policy):
+def test_vla_ppo_logs_warms_up_its_critic_and_resumes(tmp_path, monkeypatch, weak_policy):
+    import agents.vla.ppo as ppo
+    from stable_baselines3.common.utils import explained_variance
+
     easy_env.register()
     init, _ = weak_policy
     path = write(tmp_path, "ppo", {**ppo_config(init, 576), "eval_episodes": 2})
+    gae = []  # each rollout's critic values and GAE returns, as training saw them
+    original_gae = ppo.compute_gae
+    monkeypatch.setattr(ppo, "compute_gae", lambda rollout, *args: gae.append(
+        (rollout.values, original_gae(rollout, *args)[1])) or original_gae(rollout, *args))
     train(load_config(path), tmp_path / "ppo", log=lambda *a: None)
+    monkeypatch.undo()
     rows = (tmp_path / "ppo" / "progress.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert "rollout/gt_return" in header and "train/critic_only" in header
-    # The critic's explained variance on each rollout is logged (at most 1 by definition).
+    # The critic's explained variance of each rollout's GAE returns is logged.
     explained = [float(line.split(",")[header.index("train/explained_variance")])
                  for line in rows[1:]]
-    assert explained and all(np.isfinite(v) and v <= 1.0 for v in explained), explained
+    expected = [explained_variance(values.ravel(), returns.ravel()) for values, returns in gae]
+    np.testing.assert_allclose(explained, expected, rtol=1e-5, atol=1e-6)
     # With the ground-truth reward the learned return is the env's return (the value
     # bootstrap added at truncation is not part of either).
     for line in rows[1:]:
