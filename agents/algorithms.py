@@ -62,7 +62,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "vla-ppo": Algorithm(VLAPPOConfig, "agents.vla.ppo:train",
                          "agents.vla.evaluate:evaluate", "environment steps"),
     "vla-dpo": Algorithm(VLADPOConfig, "agents.vla.dpo:train",
-                         "agents.vla.evaluate:evaluate", "epochs"),
+                         "agents.vla.evaluate:evaluate", "epochs", data_parallel=True),
     "vla-grpo": Algorithm(VLAGRPOConfig, "agents.vla.grpo:train",
                           "agents.vla.evaluate:evaluate", "iterations", data_parallel=True),
 }

@@ -1,5 +1,5 @@
 """Data-parallel training under ``torchrun``: which process this is, the process
-group, and the few collective calls a trainer needs (``vla-bc``, ``vla-grpo``).
+group, and the few collective calls a trainer needs (``vla-bc``, ``vla-grpo``, ``vla-dpo``).
 
 ``torchrun --nproc_per_node=N -m agents train ...`` starts N copies of the command
 with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment. Each copy
@@ -138,3 +138,33 @@ def average(values: Any) -> Any:
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values / world().size
+
+
+def barrier() -> None:
+    """Waits until every process gets here (e.g. until the main process has written
+    files the others read next)."""
+    if not world().is_distributed:
+        return
+    import torch.distributed as dist
+
+    dist.barrier()
+
+
+def sum_gradients(parameters: Any) -> None:
+    """Replaces each trainable parameter's gradient with the sum over processes (a
+    parameter without one counts as zeros): for a trainer that accumulates its share
+    of a batch by hand, over a number of backward passes that differs between
+    processes, which DistributedDataParallel's per-backward synchronisation cannot do."""
+    if not world().is_distributed:
+        return
+    import torch
+    import torch.distributed as dist
+
+    trainable = [p for p in parameters if p.requires_grad]
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in trainable])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # one call: gloo pays per message
+    offset = 0
+    for p in trainable:
+        p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+        offset += p.numel()

@@ -1,4 +1,4 @@
-"""vla-bc and vla-grpo under torchrun: two gloo processes take the steps one process
+"""vla-bc, vla-grpo and vla-dpo under torchrun: two gloo processes take the steps one process
 takes on the same global batch, resume from the main process's checkpoint, and bad
 set-ups stop before the run folder exists."""
 
@@ -116,21 +116,28 @@ def test_an_algorithm_that_is_not_data_parallel_is_refused(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ValueError, match=r"algo ppo trains in one process, but torchrun "
                                          r"started 2.*data-parallel algos: \['vla-bc', "
-                                         r"'vla-grpo'\]"):
+                                         r"'vla-dpo', 'vla-grpo'\]"):
         preflight(load_config("reach_ground_truth"))
 
 
 @pytest.fixture(scope="module")
-def grpo_yaml(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("grpo")
+def init_policy(tmp_path_factory):
+    """A random tiny policy: the starting point of the RL trainers' runs."""
+    folder = tmp_path_factory.mktemp("init")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         VLAPolicy(make_config("tiny", image_size=32, patch_size=8), device="cpu").save(
             folder / "init")
+    return folder / "init"
+
+
+@pytest.fixture(scope="module")
+def grpo_yaml(tmp_path_factory, init_policy):
+    folder = tmp_path_factory.mktemp("grpo")
     # Two chunks of two groups (parallel 8 // group_size 4): one per process.
     config = {"algo": "vla-grpo", "seed": 0, "device": "cpu", "checkpoint_every": 2,
               "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
-              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(folder / "init")},
+              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(init_policy)},
               "grpo": {"iterations": 3, "groups": 4, "group_size": 4, "n_epochs": 2,
                        "batch_size": 16, "lr": 1e-3, "parallel": 8}}
     path = folder / "grpo.yaml"
@@ -166,3 +173,48 @@ def test_grpo_with_fewer_chunks_than_processes_stops_before_the_run_folder(tmp_p
     error = refused(grpo_yaml, "grpo.parallel=16", tmp_path / "one-chunk")
     assert "make 1 chunk(s) for 2 torchrun processes" in error
     assert "grpo.groups=8 or more, or grpo.parallel=8 or less" in error
+
+
+@pytest.fixture(scope="module")
+def dpo_yaml(tmp_path_factory, init_policy):
+    folder = tmp_path_factory.mktemp("dpo")
+    # 24 rollouts: two chunks (16 + 8), one per process. Batches of 3 pairs: one process
+    # takes two pairs, the other one, and the last batch leaves one process none.
+    config = {"algo": "vla-dpo", "seed": 0, "device": "cpu", "checkpoint_every": 1,
+              "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
+              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(init_policy)},
+              "dpo": {"rollouts": 24, "rollouts_per_start": 4, "pairs": 10, "epochs": 3,
+                      "batch_pairs": 3, "lr": 1e-3, "beta": 0.5, "nll_coef": 0.5}}
+    path = folder / "dpo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_dpo_two_processes_share_rollouts_and_pairs_and_match_one(tmp_path, dpo_yaml):
+    single = tmp_path / "single"
+    train(load_config(dpo_yaml, ["dpo.epochs=2"]), single, log=lambda *a: None)
+    train(load_config(dpo_yaml), single, resume=True, log=lambda *a: None)
+
+    ddp = tmp_path / "ddp"
+    first = torchrun("--config", str(dpo_yaml), "dpo.epochs=2", "--out", str(ddp))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 processes" in first.stdout and first.stdout.count("recording 24 rollouts") == 1
+    second = torchrun("--resume", str(ddp), "dpo.epochs=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads((ddp / "train_summary.json").read_text())
+    assert summary["processes"] == 2 and summary["resumed_from"] == 2
+
+    # The processes played a chunk each, and the main process wrote the rollouts one
+    # process records, in order; the same pairs were labelled once.
+    for name in ("rollouts/meta/episodes.jsonl", "preferences.jsonl"):
+        assert (ddp / name).read_bytes() == (single / name).read_bytes(), name
+    lengths = [json.loads(line)["length"] for line in
+               (ddp / "rollouts/meta/episodes.jsonl").read_text().splitlines()]
+    assert len(lengths) == 24
+    decided = [json.loads(line) for line in (ddp / "preferences.jsonl").read_text().splitlines()]
+    assert sum(p["label"] != 0.5 for p in decided) >= 4, "the test needs decided pairs"
+    # Every pair counts once in the logged means; the summed gradients take one
+    # process's steps.
+    for key in ("dpo/loss", "dpo/preference_accuracy"):
+        assert logged(ddp, key) == pytest.approx(logged(single, key), abs=1e-5), key
+    assert_same_parameters(single, ddp, ddp / "checkpoints" / "step-0000000002" / "policy")

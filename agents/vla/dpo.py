@@ -24,11 +24,20 @@ policy's own rollouts.
 
    (ties are left out), plus, with ``dpo.nll_coef`` > 0, that coefficient times the
    winner's mean per-step negative log-likelihood (the regulariser of RPO, Pang et
-   al. 2024, against DPO lowering the winner's likelihood along with the loser's). Adam, ``dpo.epochs`` passes over the pairs in batches of
-   ``dpo.batch_pairs``; a checkpoint after every epoch (``checkpoint_every`` counts
+   al. 2024, against DPO lowering the winner's likelihood along with the loser's).
+   Adam, ``dpo.epochs`` passes over the pairs in batches of ``dpo.batch_pairs``; a
+   checkpoint after every epoch (``checkpoint_every`` counts
    epochs here). Resuming reuses the recorded rollouts and labels. A frozen registry
    encoder encodes each paired rollout's frames once for the whole run (up to
    ``dpo.encoder_cache_gib``).
+
+Data-parallel under ``torchrun --nproc_per_node=N -m agents train --algo vla-dpo``
+(:mod:`agents.distributed`): each process plays a share of the rollouts (chunks of
+:data:`ROLLOUT_CHUNK`, each with its own sampler, so the rollouts are those one
+process records) and the main process writes them; the main process labels the
+pairs; in every batch each process takes every N-th pair and the summed gradients
+make the step one process takes. Only the main process logs, checkpoints and
+evaluates.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents import distributed
 from agents.dataset import (DatasetWriter, EpisodeDataset, append_line, cut_torn_line,
                             read_lines)
 from agents.labelling import make_teacher
@@ -56,9 +66,30 @@ ROLLOUTS = "rollouts"
 PREFERENCES = "preferences.jsonl"
 
 
+ROLLOUT_CHUNK = 16
+"""Rollouts played per call. Each chunk of the run's start list has its own action
+sampler, keyed by the run's seed and the chunk's place, so the recorded rollouts do
+not depend on which process plays a chunk or on where a run was resumed."""
+
+
+def missing_positions(writer: DatasetWriter, starts: list[int]) -> list[int]:
+    """Places in ``starts`` (one per rollout, its start seed) with no recorded rollout."""
+    recorded: dict[int, int] = {}
+    for record in writer.episodes:
+        recorded[int(record["seed"])] = recorded.get(int(record["seed"]), 0) + 1
+    missing = []
+    for position, seed in enumerate(starts):
+        if recorded.get(seed, 0) > 0:
+            recorded[seed] -= 1
+        else:
+            missing.append(position)
+    return missing
+
+
 def record_rollouts(policy: VLAPolicy, config: VLADPOConfig, run_dir: Path, log: Any) -> Any:
-    """The rollout dataset, recorded now as far as it is not on disk yet."""
-    s = config.dpo
+    """The rollout dataset, recorded now as far as it is not on disk yet. Under torchrun
+    each process plays a share of the chunks and the main process writes them all."""
+    s, world = config.dpo, distributed.world()
     env = gym.make(config.env, **config.env_kwargs)
     obs, _ = env.reset(seed=config.seed)
     space = env.action_space
@@ -66,35 +97,39 @@ def record_rollouts(policy: VLAPolicy, config: VLADPOConfig, run_dir: Path, log:
     env.close()
     features = {"observation.image": ("uint8", obs.shape),
                 "action": (str(space.dtype), space.shape)}
-    writer = DatasetWriter(run_dir / ROLLOUTS, features,
-                           {"env": config.env, "env_kwargs": config.env_kwargs,
-                            "policy": "vla (dpo rollouts)"})
-    per_start = s.rollouts_per_start
-    starts = [config.seed + i // per_start for i in range(s.rollouts)]
-    recorded: dict[int, int] = {}
-    for record in writer.episodes:
-        recorded[int(record["seed"])] = recorded.get(int(record["seed"]), 0) + 1
-    seeds = []
-    for seed in starts:
-        if recorded.get(seed, 0) > 0:
-            recorded[seed] -= 1
-        else:
-            seeds.append(seed)
-    if seeds:
-        log(f"  recording {len(seeds)} rollouts of the starting policy")
-        generator = torch.Generator(device=policy.device).manual_seed(config.seed + len(writer))
-        for begin in range(0, len(seeds), 16):
-            for episode in rollout_episodes(policy, config.env, config.env_kwargs,
-                                            seeds[begin:begin + 16],
-                                            deterministic=not s.sample_rollouts,
-                                            keep_trajectories=True, generator=generator):
-                actions = indices_to_actions(episode.action_indices, spec,
-                                             policy.config.action_bins)
-                extras = ({"action_mask": episode.action_masks}
-                          if episode.action_masks is not None else {})
-                writer.add_episode(episode.observations, actions, episode.env_rewards,
-                                   np.array([False] * (len(episode) - 1) + [episode.success]),
-                                   episode.instruction, episode.seed, extras)
+    writer = (DatasetWriter(run_dir / ROLLOUTS, features,
+                            {"env": config.env, "env_kwargs": config.env_kwargs,
+                             "policy": "vla (dpo rollouts)"})
+              if world.is_main else None)
+    starts = [config.seed + i // s.rollouts_per_start for i in range(s.rollouts)]
+    missing = distributed.from_main(lambda: missing_positions(writer, starts))
+    chunks: dict[int, list[int]] = {}
+    for position in missing:
+        chunks.setdefault(position // ROLLOUT_CHUNK, []).append(position)
+    if missing:
+        log(f"  recording {len(missing)} rollouts of the starting policy")
+    order = sorted(chunks)
+    for begin in range(0, len(order), world.size):
+        turn = order[begin:begin + world.size]  # one chunk per process at a time
+        mine = []
+        if world.rank < len(turn):
+            key = np.random.SeedSequence([config.seed, turn[world.rank]]).generate_state(1)[0]
+            generator = torch.Generator(device=policy.device).manual_seed(int(key))
+            mine = rollout_episodes(policy, config.env, config.env_kwargs,
+                                    [starts[p] for p in chunks[turn[world.rank]]],
+                                    deterministic=not s.sample_rollouts,
+                                    keep_trajectories=True, generator=generator)
+        played = [episode for share in distributed.gather(mine) for episode in share]
+        if writer is None:
+            continue
+        for episode in played:
+            actions = indices_to_actions(episode.action_indices, spec, policy.config.action_bins)
+            extras = ({"action_mask": episode.action_masks}
+                      if episode.action_masks is not None else {})
+            writer.add_episode(episode.observations, actions, episode.env_rewards,
+                               np.array([False] * (len(episode) - 1) + [episode.success]),
+                               episode.instruction, episode.seed, extras)
+    distributed.barrier()  # the others read what the main process has just written
     return EpisodeDataset(run_dir / ROLLOUTS, cache_episodes=s.rollouts)
 
 
@@ -199,7 +234,8 @@ def dpo_loss(policy_w: torch.Tensor, reference_w: torch.Tensor, policy_l: torch.
 
 def train(config: VLADPOConfig, run_dir: Path, resume: bool, checked: Checked,
           progress_bar: bool = True, log: Any = print) -> dict[str, Any]:
-    s, device = config.dpo, checked.device
+    s, device, world = config.dpo, checked.device, distributed.world()
+    log = distributed.main_only(log)
     policy = runs.build_policy(config, device)
     reference = VLAPolicy.load(config.vla.init, device=device).eval().requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
@@ -208,19 +244,22 @@ def train(config: VLADPOConfig, run_dir: Path, resume: bool, checked: Checked,
     spec = ActionSpec.of(env.action_space)
     env.close()
     started = time.perf_counter()
-    log(f"vmalign train: vla-dpo on {config.env}, beta {s.beta}, {device}")
+    log(f"vmalign train: vla-dpo on {config.env}, beta {s.beta}, {device}"
+        + (f", {world.size} processes" if world.is_distributed else ""))
 
     # Rollouts and labels come from the *starting* policy: on resume, the reference.
     dataset = record_rollouts(reference, config, run_dir, log)
-    pairs = [r for r in label_pairs(dataset, config, run_dir) if r["label"] != 0.5]
+    pairs = [r for r in distributed.from_main(lambda: label_pairs(dataset, config, run_dir))
+             if r["label"] != 0.5]
     tasks = [dataset.tasks[int(dataset.episode(i)["task_index"][0])]
              for i in range(dataset.num_episodes)]
     paired = sorted({pair[key] for pair in pairs for key in ("a", "b")})
     frames = sum(int(dataset.episodes[i]["length"]) for i in paired)
     inputs = TrajectoryInputs(policy, dataset, tasks, spec, keeps_encoder_tokens(
         policy, reference, frames, s.encoder_cache_gib, log))
-    with torch.no_grad():
-        reference_logp = {i: float(inputs.log_prob(reference, i)) for i in paired}
+    with torch.no_grad():  # each process scores a share
+        mine = {i: float(inputs.log_prob(reference, i)) for i in paired[world.rank::world.size]}
+    reference_logp = {i: value for share in distributed.gather(mine) for i, value in share.items()}
     returns = np.array([dataset.episode(i)["reward"].sum() for i in range(dataset.num_episodes)])
     log(f"  {len(pairs)} decided pairs over {dataset.num_episodes} rollouts (ground-truth "
         f"return {returns.mean():.3f} +- {returns.std():.3f}, success "
@@ -235,36 +274,42 @@ def train(config: VLADPOConfig, run_dir: Path, resume: bool, checked: Checked,
         order = rng.permutation(len(pairs))
         for begin in range(0, len(order), s.batch_pairs):
             batch = [pairs[i] for i in order[begin:begin + s.batch_pairs]]
-            batch_losses, batch_correct = dpo_step(policy, optimizer, inputs, batch,
-                                                   reference_logp, s.beta, s.nll_coef)
-            losses += batch_losses
-            correct += batch_correct
+            mine = dpo_step(policy, optimizer, inputs, batch, reference_logp, s.beta,
+                            s.nll_coef, world)
+            for batch_losses, batch_correct in distributed.gather(mine):
+                losses += batch_losses
+                correct += batch_correct
         done = epoch + 1
         logger.record("dpo/loss", float(np.mean(losses)) if losses else float("nan"))
-        logger.record("dpo/preference_accuracy", float(np.mean(correct)) if correct else float("nan"))
+        logger.record("dpo/preference_accuracy",
+                      float(np.mean(correct)) if correct else float("nan"))
         logger.record("time/total_timesteps", done)
         logger.dump(done)
         if done % config.checkpoint_every == 0 or done == s.epochs:
             runs.save_checkpoint(run_dir, done, policy, optimizer, {})
     seconds = time.perf_counter() - started
+    summary = {"algo": "vla-dpo", "env": config.env, "epochs": s.epochs, "steps": s.epochs,
+               "resumed_from": start, "pairs": len(pairs), "rollouts": dataset.num_episodes,
+               "seconds": round(seconds, 1), "device": device, "processes": world.size}
+    if not world.is_main:
+        return summary  # the main process evaluates and saves
     results = runs.evaluate(policy, config)
     starting = runs.evaluate(reference, config)
-    return runs.finish(run_dir, policy, {
-        "algo": "vla-dpo", "env": config.env, "epochs": s.epochs, "steps": s.epochs,
-        "resumed_from": start, "pairs": len(pairs), "rollouts": dataset.num_episodes,
-        "seconds": round(seconds, 1), "device": device, "eval": results,
-        "eval_starting_policy": starting,
-    })
+    return runs.finish(run_dir, policy, {**summary, "eval": results,
+                                         "eval_starting_policy": starting})
 
 
 def dpo_step(policy: VLAPolicy, optimizer: torch.optim.Optimizer, inputs: TrajectoryInputs,
              batch: list[dict[str, Any]], reference_logp: dict[int, float], beta: float,
-             nll_coef: float) -> tuple[list[float], list[bool]]:
-    """One optimiser step on a batch of labelled pairs; returns each pair's loss and
-    whether the policy now prefers the winner more than the reference does."""
+             nll_coef: float, world: distributed.World = distributed.World()
+             ) -> tuple[list[float], list[bool]]:
+    """One optimiser step on a batch of labelled pairs; returns, for this process's
+    pairs, each pair's loss and whether the policy now prefers the winner more than
+    the reference does. Under torchrun each process takes every N-th pair and the
+    gradients are summed over processes: the step one process takes on the batch."""
     optimizer.zero_grad(set_to_none=True)
     losses, correct = [], []
-    for pair in batch:
+    for pair in batch[world.rank::world.size]:
         winner, loser = (pair["a"], pair["b"]) if pair["label"] > 0.5 else (pair["b"], pair["a"])
         logp_w = inputs.log_prob(policy, winner)
         logp_l = inputs.log_prob(policy, loser)
@@ -278,6 +323,7 @@ def dpo_step(policy: VLAPolicy, optimizer: torch.optim.Optimizer, inputs: Trajec
         margin = ((float(logp_w.detach()) - reference_logp[winner])
                   - (float(logp_l.detach()) - reference_logp[loser]))
         correct.append(margin > 0)
+    distributed.sum_gradients(policy.parameters())
     torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
     optimizer.step()
     return losses, correct
