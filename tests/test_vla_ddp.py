@@ -82,20 +82,31 @@ def assert_same_parameters(one_run: Path, two_run: Path, before: Path) -> None:
     assert moved > 5e-4  # the last step was taken, and the comparison can fail
 
 
-def test_two_processes_match_one_and_resume(tmp_path, bc_yaml):
-    single = tmp_path / "single"  # one process: two steps, then resumed to the third
-    train(load_config(bc_yaml, ["bc.steps=2"]), single, log=lambda *a: None)
-    train(load_config(bc_yaml), single, resume=True, log=lambda *a: None)
+def one_and_two_processes(tmp_path: Path, config: Path, length_key: str
+                          ) -> tuple[Path, Path, subprocess.CompletedProcess,
+                                     subprocess.CompletedProcess]:
+    """The run of ``config`` for 2 steps (of ``length_key``) and then resumed to 3: in
+    one process (``RUN/single``) and under torchrun with two (``RUN/ddp``). Returns
+    both run folders and the two torchrun commands' results (the first and the
+    resume), after checking that both succeeded as one two-process run."""
+    single = tmp_path / "single"
+    train(load_config(config, [f"{length_key}=2"]), single, log=lambda *a: None)
+    train(load_config(config), single, resume=True, log=lambda *a: None)
 
-    ddp = tmp_path / "ddp"  # the same with two processes
-    first = torchrun("--config", str(bc_yaml), "bc.steps=2", "--out", str(ddp))
+    ddp = tmp_path / "ddp"
+    first = torchrun("--config", str(config), f"{length_key}=2", "--out", str(ddp))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "2 processes" in first.stdout
-    second = torchrun("--resume", str(ddp), "bc.steps=3")
+    second = torchrun("--resume", str(ddp), f"{length_key}=3")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("resuming") == 1  # the main process speaks for both
     summary = json.loads((ddp / "train_summary.json").read_text())
     assert summary["processes"] == 2 and summary["resumed_from"] == 2
+    return single, ddp, first, second
+
+
+def test_two_processes_match_one_and_resume(tmp_path, bc_yaml):
+    single, ddp, _, second = one_and_two_processes(tmp_path, bc_yaml, "bc.steps")
+    assert second.stdout.count("resuming") == 1  # the main process speaks for both
     assert sorted(p.name for p in (ddp / "checkpoints").glob("step-*")) == [
         "step-0000000002", "step-0000000003"]
 
@@ -131,33 +142,30 @@ def init_policy(tmp_path_factory):
     return folder / "init"
 
 
-@pytest.fixture(scope="module")
-def grpo_yaml(tmp_path_factory, init_policy):
-    folder = tmp_path_factory.mktemp("grpo")
-    # Two chunks of two groups (parallel 8 // group_size 4): one per process.
-    config = {"algo": "vla-grpo", "seed": 0, "device": "cpu", "checkpoint_every": 2,
+def rl_yaml(tmp_path_factory, init_policy: Path, algo: str, settings: dict) -> Path:
+    """A config file for ``algo`` (``vla-grpo``, ``vla-dpo``) on NumberLine from the
+    random tiny policy, with ``settings`` as its section (``grpo:``, ``dpo:``)."""
+    folder = tmp_path_factory.mktemp(algo)
+    config = {"algo": algo, "seed": 0, "device": "cpu", "checkpoint_every": 1,
               "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
               "env_kwargs": {"obs_size": 64}, "vla": {"init": str(init_policy)},
-              "grpo": {"iterations": 3, "groups": 4, "group_size": 4, "n_epochs": 2,
-                       "batch_size": 16, "lr": 1e-3, "parallel": 8}}
-    path = folder / "grpo.yaml"
+              algo.removeprefix("vla-"): settings}
+    path = folder / f"{algo}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def test_grpo_two_processes_play_half_the_groups_each_and_match_one(tmp_path, grpo_yaml):
-    single = tmp_path / "single"
-    train(load_config(grpo_yaml, ["grpo.iterations=2"]), single, log=lambda *a: None)
-    train(load_config(grpo_yaml), single, resume=True, log=lambda *a: None)
+@pytest.fixture(scope="module")
+def grpo_yaml(tmp_path_factory, init_policy):
+    # Two chunks of two groups (parallel 8 // group_size 4): one per process.
+    return rl_yaml(tmp_path_factory, init_policy, "vla-grpo",
+                   {"iterations": 3, "groups": 4, "group_size": 4, "n_epochs": 2,
+                    "batch_size": 16, "lr": 1e-3, "parallel": 8})
 
-    ddp = tmp_path / "ddp"
-    first = torchrun("--config", str(grpo_yaml), "grpo.iterations=2", "--out", str(ddp))
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "2 processes" in first.stdout and first.stdout.count("iteration 1/2") == 1
-    second = torchrun("--resume", str(ddp), "grpo.iterations=3")
-    assert second.returncode == 0, second.stderr[-3000:]
-    summary = json.loads((ddp / "train_summary.json").read_text())
-    assert summary["processes"] == 2 and summary["resumed_from"] == 2
+
+def test_grpo_two_processes_play_half_the_groups_each_and_match_one(tmp_path, grpo_yaml):
+    single, ddp, first, _ = one_and_two_processes(tmp_path, grpo_yaml, "grpo.iterations")
+    assert first.stdout.count("iteration 1/2") == 1
 
     # The same rollouts (each chunk of groups has its own sampler, whoever plays it),
     # and the shared minibatches make the same updates.
@@ -177,32 +185,16 @@ def test_grpo_with_fewer_chunks_than_processes_stops_before_the_run_folder(tmp_p
 
 @pytest.fixture(scope="module")
 def dpo_yaml(tmp_path_factory, init_policy):
-    folder = tmp_path_factory.mktemp("dpo")
     # 24 rollouts: two chunks (16 + 8), one per process. Batches of 3 pairs: one process
     # takes two pairs, the other one, and the last batch leaves one process none.
-    config = {"algo": "vla-dpo", "seed": 0, "device": "cpu", "checkpoint_every": 1,
-              "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
-              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(init_policy)},
-              "dpo": {"rollouts": 24, "rollouts_per_start": 4, "pairs": 10, "epochs": 3,
-                      "batch_pairs": 3, "lr": 1e-3, "beta": 0.5, "nll_coef": 0.5}}
-    path = folder / "dpo.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return rl_yaml(tmp_path_factory, init_policy, "vla-dpo",
+                   {"rollouts": 24, "rollouts_per_start": 4, "pairs": 10, "epochs": 3,
+                    "batch_pairs": 3, "lr": 1e-3, "beta": 0.5, "nll_coef": 0.5})
 
 
 def test_dpo_two_processes_share_rollouts_and_pairs_and_match_one(tmp_path, dpo_yaml):
-    single = tmp_path / "single"
-    train(load_config(dpo_yaml, ["dpo.epochs=2"]), single, log=lambda *a: None)
-    train(load_config(dpo_yaml), single, resume=True, log=lambda *a: None)
-
-    ddp = tmp_path / "ddp"
-    first = torchrun("--config", str(dpo_yaml), "dpo.epochs=2", "--out", str(ddp))
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "2 processes" in first.stdout and first.stdout.count("recording 24 rollouts") == 1
-    second = torchrun("--resume", str(ddp), "dpo.epochs=3")
-    assert second.returncode == 0, second.stderr[-3000:]
-    summary = json.loads((ddp / "train_summary.json").read_text())
-    assert summary["processes"] == 2 and summary["resumed_from"] == 2
+    single, ddp, first, _ = one_and_two_processes(tmp_path, dpo_yaml, "dpo.epochs")
+    assert first.stdout.count("recording 24 rollouts") == 1
 
     # The processes played a chunk each, and the main process wrote the rollouts one
     # process records, in order; the same pairs were labelled once.
