@@ -243,6 +243,18 @@ class VLAPPOSettings(Section):
     target_kl: Positive | None = None
     """Stop an update's epochs early past this KL (None: never)."""
     vec_env: Literal["dummy", "subproc"] = "dummy"
+    critic: Literal["policy", "state"] = "policy"
+    """What the value function reads: ``policy``, the VLA's value head on its own
+    features; ``state``, an MLP on the simulator's state vector (the env's
+    ``obs_mode="state"`` entries), an asymmetric actor-critic: the policy still reads
+    only pixels and the instruction, the critic is a training aid (in the checkpoints,
+    not in the final ``policy/``). For envs with ``obs_mode="rgb+state"`` (every
+    vmalign env), with pixel observations."""
+    critic_net_arch: list[at_least(1)] = [256, 256]
+    """Hidden layer sizes of the ``state`` critic."""
+    critic_lr: Positive = 1.0e-3
+    """Adam's learning rate for the ``state`` critic (trained from scratch, so larger
+    than the fine-tuned policy's ``lr``)."""
 
     @model_validator(mode="after")
     def _rollout_fits(self) -> VLAPPOSettings:
@@ -274,6 +286,35 @@ class VLAPPOConfig(RewardFields, FineTuningConfig):
 
     def run_name(self) -> str:
         return f"{super().run_name()}-{self.reward}"
+
+    def check_start(self, checked: Any) -> None:
+        """Also, with ``ppo.critic=state``: the env has a state vector to give the
+        critic, and the policy and reward still get pixels."""
+        super().check_start(checked)
+        if self.ppo.critic != "state":
+            return
+        mode = self.env_kwargs.get("obs_mode", "rgb")
+        if mode != "rgb":
+            raise ValueError(f"ppo.critic=state gives the critic the state vector and the "
+                             f"policy pixels; env_kwargs.obs_mode={mode!r} would take the "
+                             f"policy's pixels away: leave obs_mode out (or 'rgb')")
+        if self.reward_frames == "observation":
+            raise ValueError("ppo.critic=state makes the observations a dict of pixels and "
+                             "state, which reward_frames=observation cannot score: use "
+                             "reward_frames=render")
+        try:
+            gym.make(self.env, **self.training_env_kwargs()).close()
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"ppo.critic=state needs an env with a state vector "
+                             f"(obs_mode='rgb+state', as every vmalign env has); {self.env} "
+                             f"has none: {error}") from None
+
+    def training_env_kwargs(self) -> dict[str, Any]:
+        """The training envs' kwargs: with a ``state`` critic they add the state vector
+        to the pixels (``obs_mode="rgb+state"``)."""
+        if self.ppo.critic == "state":
+            return {**self.env_kwargs, "obs_mode": "rgb+state"}
+        return dict(self.env_kwargs)
 
 
 class VLAGRPOSettings(Section):

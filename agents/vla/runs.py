@@ -46,41 +46,55 @@ def make_logger(run_dir: Path) -> Any:
 
 
 def save_checkpoint(run_dir: Path, step: int, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
-                    trainer: dict[str, Any]) -> Path | None:
-    """Writes ``RUN/checkpoints/step-N`` (the main process only: None elsewhere)."""
+                    trainer: dict[str, Any], extras: dict[str, Any] | None = None) -> Path | None:
+    """Writes ``RUN/checkpoints/step-N`` (the main process only: None elsewhere).
+
+    :param extras: more of the trainer's state, by name: each object's ``state_dict()``
+        goes to ``NAME.pt`` (e.g. vla-ppo's state critic and its optimizer)."""
     if not distributed.world().is_main:
         return None
 
     def contents(folder: Path) -> None:
         policy.save(folder / "policy")
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        for name, item in (extras or {}).items():
+            torch.save(item.state_dict(), folder / f"{name}.pt")
 
     return write_checkpoint(run_dir, step, contents, {"trainer": trainer})
 
 
 def resume(run_dir: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
-           log: Any) -> tuple[int, dict[str, Any]]:
-    """Loads the latest checkpoint into ``policy`` and ``optimizer`` (and the RNGs);
-    returns its step and trainer state, or ``(0, {})`` when there is none. Log rows
-    written after that step move to ``progress.discarded.csv`` (they will be redone)."""
+           log: Any, extras: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Loads the latest checkpoint into ``policy``, ``optimizer`` and ``extras`` (as
+    :func:`save_checkpoint` wrote them) and the RNGs; returns its step and trainer
+    state, or ``(0, {})`` when there is none. Log rows written after that step move to
+    ``progress.discarded.csv`` (they will be redone)."""
     checkpoint: Checkpoint | None = latest_checkpoint(run_dir)
     if checkpoint is None:
         log(f"vmalign train: {run_dir} has no checkpoint yet; starting from step 0")
         return 0, {}
     saved = VLAPolicy.load(checkpoint.folder / "policy", device=str(policy.device))
     policy.load_state_dict(saved.state_dict())
-    path = checkpoint.folder / "optimizer.pt"
-    try:
-        state = torch.load(path, map_location=policy.device, weights_only=True)
-    except Exception as error:  # torch raises several types for a bad file
-        raise ValueError(f"{path} is corrupt or truncated: {error}") from error
-    optimizer.load_state_dict(state)
+    optimizer.load_state_dict(_load_state(checkpoint.folder / "optimizer.pt", policy.device))
+    for name, item in (extras or {}).items():
+        item.load_state_dict(_load_state(checkpoint.folder / f"{name}.pt", policy.device))
     set_rng_state(checkpoint.state["rng"])
     moved = (truncate_log(run_dir / PROGRESS_FILE, checkpoint.num_timesteps)
              if distributed.world().is_main else 0)
     log(f"vmalign train: resuming {run_dir} from step {checkpoint.num_timesteps}"
         + (f" ({moved} log rows after it moved to progress.discarded.csv)" if moved else ""))
     return checkpoint.num_timesteps, dict(checkpoint.state.get("trainer", {}))
+
+
+def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """A state dict that :func:`save_checkpoint` wrote."""
+    if not path.exists():
+        raise ValueError(f"{path} is missing: the checkpoint was written by a run with other "
+                         f"settings (e.g. vla-ppo without ppo.critic=state)")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises several types for a bad file
+        raise ValueError(f"{path} is corrupt or truncated: {error}") from error
 
 
 def evaluate(policy: VLAPolicy, config: VLARunConfig, episodes: int | None = None,
