@@ -18,7 +18,7 @@ import yaml
 from agents.collect import collect_dataset
 from agents.config import load_config
 from agents.runs import preflight, train
-from agents.vla.model import VLAPolicy, make_config
+from agents.vla.model import VLAPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOSS = "bc/loss/vmalign/NumberLine-v0"
@@ -131,24 +131,13 @@ def test_an_algorithm_that_is_not_data_parallel_is_refused(monkeypatch):
         preflight(load_config("reach_ground_truth"))
 
 
-@pytest.fixture(scope="module")
-def init_policy(tmp_path_factory):
-    """A random tiny policy: the starting point of the RL trainers' runs."""
-    folder = tmp_path_factory.mktemp("init")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        VLAPolicy(make_config("tiny", image_size=32, patch_size=8), device="cpu").save(
-            folder / "init")
-    return folder / "init"
-
-
-def rl_yaml(tmp_path_factory, init_policy: Path, algo: str, settings: dict) -> Path:
+def rl_yaml(tmp_path_factory, random_tiny_policy: Path, algo: str, settings: dict) -> Path:
     """A config file for ``algo`` (``vla-grpo``, ``vla-dpo``) on NumberLine from the
     random tiny policy, with ``settings`` as its section (``grpo:``, ``dpo:``)."""
     folder = tmp_path_factory.mktemp(algo)
     config = {"algo": algo, "seed": 0, "device": "cpu", "checkpoint_every": 1,
               "eval_episodes": 2, "env": "vmalign/NumberLine-v0",
-              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(init_policy)},
+              "env_kwargs": {"obs_size": 64}, "vla": {"init": str(random_tiny_policy)},
               algo.removeprefix("vla-"): settings}
     path = folder / f"{algo}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -156,9 +145,9 @@ def rl_yaml(tmp_path_factory, init_policy: Path, algo: str, settings: dict) -> P
 
 
 @pytest.fixture(scope="module")
-def grpo_yaml(tmp_path_factory, init_policy):
+def grpo_yaml(tmp_path_factory, random_tiny_policy):
     # Two chunks of two groups (parallel 8 // group_size 4): one per process.
-    return rl_yaml(tmp_path_factory, init_policy, "vla-grpo",
+    return rl_yaml(tmp_path_factory, random_tiny_policy, "vla-grpo",
                    {"iterations": 3, "groups": 4, "group_size": 4, "n_epochs": 2,
                     "batch_size": 16, "lr": 1e-3, "parallel": 8})
 
@@ -184,10 +173,10 @@ def test_grpo_with_fewer_chunks_than_processes_stops_before_the_run_folder(tmp_p
 
 
 @pytest.fixture(scope="module")
-def dpo_yaml(tmp_path_factory, init_policy):
+def dpo_yaml(tmp_path_factory, random_tiny_policy):
     # 24 rollouts: two chunks (16 + 8), one per process. Batches of 3 pairs: one process
     # takes two pairs, the other one, and the last batch leaves one process none.
-    return rl_yaml(tmp_path_factory, init_policy, "vla-dpo",
+    return rl_yaml(tmp_path_factory, random_tiny_policy, "vla-dpo",
                    {"rollouts": 24, "rollouts_per_start": 4, "pairs": 10, "epochs": 3,
                     "batch_pairs": 3, "lr": 1e-3, "beta": 0.5, "nll_coef": 0.5})
 

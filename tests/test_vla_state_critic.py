@@ -14,21 +14,10 @@ import agents.vla.ppo as ppo
 from agents.config import load_config
 from agents.runs import build_reward, preflight, train
 from agents.sb3.vector import make_training_env
-from agents.vla.model import ActionSpec, VLAPolicy, make_config
+from agents.vla.model import ActionSpec, VLAPolicy
 from tests import easy_env
 
 REACH = {"obs_size": 32, "camera": "workspace", "randomize_colors": False}
-
-
-@pytest.fixture(scope="module")
-def reach_policy(tmp_path_factory):
-    """A random tiny policy for Reach's 4 continuous actions."""
-    folder = tmp_path_factory.mktemp("reach-policy")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        VLAPolicy(make_config("tiny", image_size=32, patch_size=8), device="cpu").save(
-            folder / "policy")
-    return folder / "policy"
 
 
 def config_file(tmp_path, init, **ppo_settings):
@@ -43,31 +32,44 @@ def config_file(tmp_path, init, **ppo_settings):
     return path
 
 
-def test_the_rollout_values_are_the_state_critics_of_the_env_state(tmp_path, monkeypatch,
-                                                                   reach_policy):
-    config = load_config(config_file(tmp_path, reach_policy, n_steps=60))
-    policy = VLAPolicy.load(reach_policy, device="cpu")
+def reach_rollout(tmp_path, init, watch=None):
+    """One 60-step rollout of 2 Reach envs with a state critic (Reach ends after 50
+    steps). Returns the config, policy, critic, action spec, the rollout and the value
+    of the envs' last observations; ``watch(venv)`` may wrap the envs first."""
+    config = load_config(config_file(tmp_path, init, n_steps=60))
+    policy = VLAPolicy.load(init, device="cpu")
     critic = ppo.build_critic(config, policy.device)
     reward = build_reward(config, "cpu")
     venv, layer = make_training_env(config.env, config.training_env_kwargs(), reward, 2, seed=0)
-    stepped, valued = [], []  # what the envs returned, what the value function saw
-    step, value = venv.step, ppo._value
-    venv.step = lambda actions: stepped.append(step(actions)) or stepped[-1]
-    monkeypatch.setattr(ppo, "_value", lambda policy, critic, obs, texts: valued.append(
-        (obs, value(policy, critic, obs, texts))) or valued[-1][1])
+    spec = ActionSpec.of(venv.action_space)
+    if watch is not None:
+        watch(venv)
     try:
         state = ppo.initial_state(venv)
-        first = state.obs["state"].copy()
-        rollout = ppo.collect_rollout(policy, venv, layer, reward, ActionSpec.of(venv.action_space),
-                                      state, config.ppo, critic)
+        rollout = ppo.collect_rollout(policy, venv, layer, reward, spec, state, config.ppo, critic)
+        last = ppo._value(policy, critic, state.obs, state.instructions).numpy()
     finally:
         venv.close()
+    return config, policy, critic, spec, rollout, last
+
+
+def test_the_rollout_values_are_the_state_critics_of_the_env_state(tmp_path, monkeypatch,
+                                                                   random_tiny_policy):
+    stepped, valued = [], []  # what the envs returned, what the value function saw
+
+    def watch(venv):
+        step = venv.step
+        venv.step = lambda actions: stepped.append(step(actions)) or stepped[-1]
+
+    value = ppo._value
+    monkeypatch.setattr(ppo, "_value", lambda policy, critic, obs, texts: valued.append(
+        (obs, value(policy, critic, obs, texts))) or valued[-1][1])
+    config, _, critic, _, rollout, _ = reach_rollout(tmp_path, random_tiny_policy, watch)
     # The critic read the env's state vector; the policy its pixels.
     env = gym.make(config.env, **config.training_env_kwargs())
     obs, _ = env.reset(seed=0)
     env.close()
     np.testing.assert_array_equal(rollout.states[0, 0], obs["state"])
-    np.testing.assert_array_equal(rollout.states[0], first)
     assert rollout.images.shape == (60, 2, 32, 32, 3) and rollout.images.any()
     with torch.no_grad():
         expected = critic(torch.as_tensor(rollout.states)).numpy()
@@ -87,20 +89,9 @@ def test_the_rollout_values_are_the_state_critics_of_the_env_state(tmp_path, mon
                                rtol=1e-5, atol=1e-6)
 
 
-def test_the_state_critic_learns_the_returns_and_the_warm_up_leaves_the_policy(tmp_path,
-                                                                                reach_policy):
-    config = load_config(config_file(tmp_path, reach_policy, n_steps=60))
-    policy = VLAPolicy.load(reach_policy, device="cpu")
-    critic = ppo.build_critic(config, policy.device)
-    reward = build_reward(config, "cpu")
-    venv, layer = make_training_env(config.env, config.training_env_kwargs(), reward, 2, seed=0)
-    spec = ActionSpec.of(venv.action_space)
-    try:
-        state = ppo.initial_state(venv)
-        rollout = ppo.collect_rollout(policy, venv, layer, reward, spec, state, config.ppo, critic)
-        last = ppo._value(policy, critic, state.obs, state.instructions).numpy()
-    finally:
-        venv.close()
+def test_the_state_critic_learns_the_returns_and_the_warm_up_leaves_the_policy(
+        tmp_path, random_tiny_policy):
+    config, policy, critic, spec, rollout, last = reach_rollout(tmp_path, random_tiny_policy)
     advantages, returns = ppo.compute_gae(rollout, last, 0.99, 0.95)
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4)
     critic_optimizer = torch.optim.Adam(critic.parameters(), lr=1e-3)
@@ -118,8 +109,9 @@ def test_the_state_critic_learns_the_returns_and_the_warm_up_leaves_the_policy(t
                for name, value in policy.state_dict().items())
 
 
-def test_the_state_critic_is_checkpointed_and_restored(tmp_path, monkeypatch, reach_policy):
-    path = config_file(tmp_path, reach_policy)
+def test_the_state_critic_is_checkpointed_and_restored(tmp_path, monkeypatch,
+                                                       random_tiny_policy):
+    path = config_file(tmp_path, random_tiny_policy)
     run = tmp_path / "run"
     train(load_config(path), run, log=lambda *a: None)
     checkpoint = run / "checkpoints" / "step-0000000064"
@@ -139,8 +131,8 @@ def test_the_state_critic_is_checkpointed_and_restored(tmp_path, monkeypatch, re
     assert not all(torch.equal(fresh[name], value) for name, value in saved.items())
 
 
-def test_a_checkpoint_without_the_critic_is_refused_on_resume(tmp_path, reach_policy):
-    path = config_file(tmp_path, reach_policy, critic="policy")
+def test_a_checkpoint_without_the_critic_is_refused_on_resume(tmp_path, random_tiny_policy):
+    path = config_file(tmp_path, random_tiny_policy, critic="policy")
     run = tmp_path / "run"
     train(load_config(path), run, log=lambda *a: None)
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace(
@@ -158,9 +150,9 @@ def test_a_checkpoint_without_the_critic_is_refused_on_resume(tmp_path, reach_po
     ({"reward_frames": "observation"}, r"use reward_frames=render"),
 ])
 def test_a_state_critic_without_a_state_vector_stops_before_the_run_folder(
-        tmp_path, reach_policy, change, message):
+        tmp_path, random_tiny_policy, change, message):
     easy_env.register()  # an env without obs_mode
-    path = config_file(tmp_path, reach_policy)
+    path = config_file(tmp_path, random_tiny_policy)
     config = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**config, **change}))
     with pytest.raises(ValueError, match=message):
