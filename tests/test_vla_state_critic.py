@@ -157,3 +157,10 @@ def test_a_state_critic_without_a_state_vector_stops_before_the_run_folder(
     path.write_text(yaml.safe_dump({**config, **change}))
     with pytest.raises(ValueError, match=message):
         preflight(load_config(path))
+
+
+def test_the_state_critic_gives_float32_values_inside_the_policys_autocast():
+    critic = ppo.StateCritic(5, [8], "cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        values = critic(torch.ones(3, 5))
+    assert values.dtype == torch.float32 and values.shape == (3,)

@@ -103,7 +103,9 @@ class StateCritic(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(width, 1)).to(device)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.net(states).squeeze(-1)
+        # float32 even inside the policy's bf16 autocast: values feed GAE and numpy
+        with torch.autocast(states.device.type, enabled=False):
+            return self.net(states.float()).squeeze(-1)
 
 
 def build_critic(config: VLAPPOConfig, device: torch.device) -> StateCritic | None:
