@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
-from agents.cli import main
+from agents.cli import build_parser, main
 from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config
 from agents.sb3.config import parse_schedule
 
@@ -51,6 +52,23 @@ def test_every_task_has_state_policy_configs_with_pixel_rewards(task):
         clip = load_config(f"{task}_state_clip")
         assert (clip.algo, clip.reward, clip.env_kwargs["obs_mode"]) == ("sac", "clip", "state")
         assert clip.reward_kwargs["alpha"] == 0.5
+
+
+def test_the_cross_embodiment_config_scores_the_view_reward_train_records():
+    # sweep_state_rapl's reward comes from `vmalign reward-train --env vmalign/Sweep-v0`
+    # on the gripper with its default frames; a different camera or size here would score
+    # frames the reward never saw (the run's start-up check only sees the size).
+    config = load_config("sweep_state_rapl")
+    kwargs = config.env_kwargs
+    assert (config.reward, kwargs["obs_mode"], kwargs["embodiment"]) == ("rapl", "state",
+                                                                         "long_stick")
+    recorded = build_parser("reward-train").parse_args(
+        ["reward-train", "--env", "vmalign/Sweep-v0"])
+    gripper = gym.make("vmalign/Sweep-v0")
+    assert kwargs["render_size"] == recorded.render_size
+    assert kwargs["render_camera"] == gripper.unwrapped.render_camera
+    # Every 200-step episode ends inside a rollout, so each is scored whole.
+    assert config.hyperparams.n_steps % gripper.spec.max_episode_steps == 0
 
 
 @pytest.mark.parametrize("name", SHIPPED)
