@@ -68,6 +68,15 @@ class Episode:
     def ground_truth_return(self) -> float:
         return float(np.sum(self.env_rewards))
 
+    @property
+    def final_progress(self) -> float | None:
+        """``info["progress"]`` after the last step: partial success (e.g. Sweep's
+        share of the debris moved, X-Magical's score); None where not reported."""
+        if self.progress is None or len(self.progress) == 0:
+            return None
+        last = float(self.progress[-1])
+        return None if np.isnan(last) else last
+
     def video_frames(self) -> list[np.ndarray]:
         """The reset frame (if kept) and every step's frame, for a video."""
         first = [] if self.first_frame is None else [self.first_frame]

@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from agents.cli import main
 from agents.config import load_config
 from agents.evaluation import evaluate_run
+from agents.rollouts import NO_FRAMES, Episode
 from agents.runs import train
 
 # 128 steps over 2 envs: one 50-step Reach episode ends in each, so the learning
@@ -66,6 +68,9 @@ def test_eval_writes_summary_videos_and_curve(run_dir, first_eval):
     returns = [e["return"] for e in saved["episode_results"]]
     assert saved["mean_return"] == pytest.approx(sum(returns) / 2, abs=1e-3)
     assert saved["std_return"] >= 0
+    progress = [e["final_progress"] for e in saved["episode_results"]]
+    assert all(0.0 <= p <= 1.0 for p in progress)
+    assert saved["mean_final_progress"] == pytest.approx(sum(progress) / 2, abs=1e-4)
     assert saved["videos"]["best"]["return"] == max(returns)
     assert saved["videos"]["worst"]["return"] == min(returns)
     for name in ("best.mp4", "worst.mp4"):
@@ -73,6 +78,15 @@ def test_eval_writes_summary_videos_and_curve(run_dir, first_eval):
     assert saved["learning_curve"] == "learning_curve.png"
     assert (out / "learning_curve.png").stat().st_size > 0
     assert not list(out.glob("*.partial*")) and not list(out.glob(".*tmp*"))
+
+
+def test_final_progress_is_the_progress_after_the_last_step():
+    def episode(progress):
+        return Episode(NO_FRAMES, np.zeros(3, np.float32), progress=progress)
+
+    assert episode(np.array([0.1, 0.5, 0.75], np.float32)).final_progress == 0.75
+    assert episode(np.array([0.1, 0.5, np.nan], np.float32)).final_progress is None
+    assert episode(None).final_progress is None  # an env that reports no progress
 
 
 def test_same_seeds_give_the_same_episodes(run_dir, first_eval):

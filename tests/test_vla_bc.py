@@ -95,6 +95,8 @@ def test_eval_of_a_vla_run_writes_success_videos_and_curve(tmp_path, slide_data,
     result = saved["envs"][easy_env.ENV_ID]
     assert saved["algo"] == "vla-bc" and len(result["episode_results"]) == 3
     assert 0.0 <= result["success_rate"] <= 1.0
+    progress = [e["final_progress"] for e in result["episode_results"]]
+    assert result["mean_final_progress"] == pytest.approx(sum(progress) / 3, abs=1e-4)
     for name in ("slide-best.mp4", "slide-worst.mp4", "learning_curve.png"):
         assert (run / "eval" / name).stat().st_size > 0
     # --checkpoint takes a checkpoint's name; a wrong one names the ones there are.

@@ -9,7 +9,9 @@ episode i is reset with seed ``S + i``, where ``S`` is ``--seed`` or the config'
 nothing is overwritten):
 
 - ``eval.json``: success rate, mean and std of the ground-truth return (the env's own
-  reward), and per episode its seed, return, success and length; for PPO runs also
+  reward), the mean final progress (``info["progress"]`` after each episode's last
+  step: partial success, such as Sweep's share of the debris in the zone), and per
+  episode its seed, return, success, length and final progress; for PPO runs also
   the learned return (the reward module PPO trained on) where it can be recomputed;
 - ``best.mp4`` and ``worst.mp4`` (per env for VLA runs): the episodes with the
   highest and lowest ground-truth return;

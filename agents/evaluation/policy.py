@@ -158,7 +158,10 @@ def evaluate(run_dir: Path, config: SB3Config, episodes: int | None, seed: int |
     rate = summary["success_rate"]
     log(f"vmalign eval: success rate {'unknown' if rate is None else f'{rate:.2f}'} over "
         f"{count} episode(s), mean return {summary['mean_return']:.3f} "
-        f"(std {summary['std_return']:.3f}); wrote eval.json, best.mp4, worst.mp4"
+        f"(std {summary['std_return']:.3f})"
+        + (f", mean final progress {summary['mean_final_progress']:.2f}"
+           if "mean_final_progress" in summary else "")
+        + f"; wrote eval.json, best.mp4, worst.mp4"
         f"{', learning_curve.png' if summary['learning_curve'] else ''} to {out}")
     return {**summary, "out_dir": str(out)}
 
@@ -233,6 +236,8 @@ def summarise(run_dir: Path, config: SB3Config, restored: Checkpoint, played: Pl
         result = {"episode": index, "seed": episode.seed,
                   "return": round(episode.ground_truth_return, 6),
                   "success": episode.success, "length": len(episode)}
+        if episode.final_progress is not None:
+            result["final_progress"] = round(episode.final_progress, 4)
         if played.learned is not None:
             result["learned_return"] = round(float(played.learned[index].sum()), 6)
         results.append(result)
@@ -247,6 +252,9 @@ def summarise(run_dir: Path, config: SB3Config, restored: Checkpoint, played: Pl
         "std_return": round(float(returns.std()), 4),
         "mean_length": round(float(np.mean([r["length"] for r in results])), 2),
     }
+    progress = [r["final_progress"] for r in results if "final_progress" in r]
+    if progress:  # partial success: the mean of each episode's last progress
+        summary["mean_final_progress"] = round(float(np.mean(progress)), 4)
     if played.learned is not None:
         learned = np.array([r["learned_return"] for r in results], np.float64)
         summary["mean_learned_return"] = round(float(learned.mean()), 4)

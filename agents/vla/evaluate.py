@@ -60,8 +60,14 @@ def evaluate(run_dir: Path, config: VLARunConfig, episodes: int | None, seed: in
             "videos": {"best": {"file": f"{name}-best.mp4", "episode": int(returns.argmax())},
                        "worst": {"file": f"{name}-worst.mp4", "episode": int(returns.argmin())}},
             "episode_results": [{"seed": e.seed, "return": round(e.ground_truth_return, 6),
-                                 "success": e.success, "length": len(e)} for e in played],
+                                 "success": e.success, "length": len(e),
+                                 **({} if e.final_progress is None
+                                    else {"final_progress": round(e.final_progress, 4)})}
+                                for e in played],
         }
+        progress = [e.final_progress for e in played if e.final_progress is not None]
+        if progress:  # partial success, as the PPO evaluator writes it
+            summary["envs"][env_id]["mean_final_progress"] = round(float(np.mean(progress)), 4)
         log(f"  {env_id}: success rate {summary['envs'][env_id]['success_rate']:.2f}, "
             f"mean return {returns.mean():.3f} over {count} episode(s)")
     out = make_output_dir(run_dir / EVAL_DIR)

@@ -29,6 +29,7 @@ class _Recording:
     def __init__(self, seed: int, instruction: str, first_frame: np.ndarray | None) -> None:
         self.seed, self.instruction, self.first_frame = seed, instruction, first_frame
         self.rewards: list[float] = []
+        self.progress: list[float] = []
         self.success = False
         self.observations: list[np.ndarray] = []
         self.indices: list[np.ndarray] = []
@@ -40,7 +41,8 @@ class _Recording:
         return Episode(
             frames=np.stack(self.frames) if self.frames else NO_FRAMES,
             env_rewards=np.asarray(self.rewards, np.float32), instruction=self.instruction,
-            success=self.success, policy="vla", seed=self.seed,
+            progress=np.asarray(self.progress, np.float32), success=self.success,
+            policy="vla", seed=self.seed,
             observations=np.stack(self.observations) if self.observations else None,
             action_indices=np.stack(self.indices) if self.indices else None,
             action_masks=np.stack(self.masks) if has_masks else None,
@@ -107,6 +109,7 @@ def _play(policy: VLAPolicy, environments: list[gym.Env], seeds: list[int], spec
                     recording.masks.append(None if mask is None else mask[row])
                 obs, reward, terminated, truncated, info = environments[i].step(actions[row])
                 recording.rewards.append(float(reward))
+                recording.progress.append(float(info.get("progress", np.nan)))
                 recording.success = bool(info.get("is_success", False))
                 if render:
                     recording.frames.append(environments[i].render())
