@@ -83,6 +83,13 @@ class Episode:
         return first + list(self.frames)
 
 
+def mean_final_progress(episodes: Sequence[Episode]) -> float | None:
+    """The mean of the episodes' :attr:`Episode.final_progress` (those that report
+    one), rounded for ``eval.json``; None when none does."""
+    progress = [e.final_progress for e in episodes if e.final_progress is not None]
+    return round(float(np.mean(progress)), 4) if progress else None
+
+
 NO_FRAMES = np.zeros((0, 1, 1, 3), np.uint8)
 """``Episode.frames`` of an episode recorded without frames."""
 

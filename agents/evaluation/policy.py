@@ -42,7 +42,7 @@ from agents.evaluation.curves import write_learning_curve
 from agents.logs import PROGRESS_FILE, read_rows
 from agents.metrics import reward_progress_spearman
 from agents.output import EVAL_DIR, make_output_dir, write_json, write_video
-from agents.rollouts import Episode
+from agents.rollouts import Episode, mean_final_progress
 from agents.runs import build_reward
 from agents.sb3.checkpoint import load_policy_weights
 from agents.sb3.config import SB3Config
@@ -252,9 +252,9 @@ def summarise(run_dir: Path, config: SB3Config, restored: Checkpoint, played: Pl
         "std_return": round(float(returns.std()), 4),
         "mean_length": round(float(np.mean([r["length"] for r in results])), 2),
     }
-    progress = [r["final_progress"] for r in results if "final_progress" in r]
-    if progress:  # partial success: the mean of each episode's last progress
-        summary["mean_final_progress"] = round(float(np.mean(progress)), 4)
+    partial = mean_final_progress(episodes)  # partial success, e.g. Sweep's debris moved
+    if partial is not None:
+        summary["mean_final_progress"] = partial
     if played.learned is not None:
         learned = np.array([r["learned_return"] for r in results], np.float64)
         summary["mean_learned_return"] = round(float(learned.mean()), 4)

@@ -24,6 +24,7 @@ from agents.evaluation import EVAL_SEED_OFFSET
 from agents.evaluation.curves import write_training_series
 from agents.logs import PROGRESS_FILE, read_rows
 from agents.output import EVAL_DIR, make_output_dir, write_json, write_video
+from agents.rollouts import mean_final_progress
 from agents.vla.config import VLARunConfig
 from agents.vla.model import VLAPolicy
 from agents.vla.rollout import rollout_episodes, success_rate
@@ -65,9 +66,9 @@ def evaluate(run_dir: Path, config: VLARunConfig, episodes: int | None, seed: in
                                     else {"final_progress": round(e.final_progress, 4)})}
                                 for e in played],
         }
-        progress = [e.final_progress for e in played if e.final_progress is not None]
-        if progress:  # partial success, as the PPO evaluator writes it
-            summary["envs"][env_id]["mean_final_progress"] = round(float(np.mean(progress)), 4)
+        partial = mean_final_progress(played)  # partial success, as for PPO runs
+        if partial is not None:
+            summary["envs"][env_id]["mean_final_progress"] = partial
         log(f"  {env_id}: success rate {summary['envs'][env_id]['success_rate']:.2f}, "
             f"mean return {returns.mean():.3f} over {count} episode(s)")
     out = make_output_dir(run_dir / EVAL_DIR)
