@@ -17,7 +17,7 @@ import gymnasium as gym
 
 import envs  # noqa: F401  (registers the ids)
 from agents.dataset import DatasetWriter
-from agents.rollouts import collect_episode, parse_policy
+from agents.rollouts import check_policies, collect_episode
 
 
 ACTION_LABELS = ("taken", "expert")
@@ -32,10 +32,10 @@ def collect_dataset(env_id: str, episodes: int, out: str, seed: int = 0, policy:
     expert's action in each state (DART-style, with a noisy ``policy``)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    parse_policy(policy)
     if action_label not in ACTION_LABELS:
         raise ValueError(f"unknown action label {action_label!r}; use one of {ACTION_LABELS}")
     env_kwargs = dict(env_kwargs or {})
+    check_policies(env_id, [policy], env_kwargs)
     env = gym.make(env_id, **env_kwargs)
     try:
         obs, _ = env.reset(seed=seed)

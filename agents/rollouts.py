@@ -17,10 +17,12 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the ids)
-from envs.experts import expert_policy
+from envs.experts import decoy_policy, expert_policy
 
 _NOISY = re.compile(r"^noisy(?:\(([0-9.]+)\))?$")
-POLICY_HELP = "expert, random, or noisy(P): the expert with each action random with probability P"
+POLICY_HELP = ("expert, random, noisy(P): the expert with each action random with probability "
+               "P, or decoy: the env's scripted decoy (Sweep: the tool parked in the zone, "
+               "the debris untouched)")
 
 
 @dataclasses.dataclass
@@ -94,18 +96,33 @@ NO_FRAMES = np.zeros((0, 1, 1, 3), np.uint8)
 """``Episode.frames`` of an episode recorded without frames."""
 
 
-def parse_policy(name: str) -> float:
-    """Probability of a random action for a policy name (expert 0, random 1)."""
-    if name == "expert":
-        return 0.0
+def parse_policy(name: str) -> tuple[str, float]:
+    """The scripted policy a policy name plays (``"expert"`` or ``"decoy"``) and its
+    probability of a random action instead (expert 0, random 1)."""
+    if name in ("expert", "decoy"):
+        return name, 0.0
     if name == "random":
-        return 1.0
+        return "expert", 1.0
     match = _NOISY.match(name)
     if match:
         probability = float(match.group(1) or 0.3)
         if 0.0 <= probability <= 1.0:
-            return probability
+            return "expert", probability
     raise ValueError(f"unknown policy {name!r}; use {POLICY_HELP}")
+
+
+def check_policies(env_id: str, policies: Sequence[str],
+                   env_kwargs: dict[str, Any] | None = None) -> None:
+    """Before any rollout: ``ValueError`` for a policy name ``parse_policy`` rejects,
+    ``TypeError`` for ``decoy`` on an env without a scripted decoy (made, without
+    rendering, only to ask)."""
+    if not any(parse_policy(policy)[0] == "decoy" for policy in policies):
+        return
+    env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        decoy_policy(env)
+    finally:
+        env.close()
 
 
 def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: bool = False,
@@ -118,10 +135,11 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
     is the expert's choice in that state, whatever the policy executed (DART-style
     data: a noisy policy visits states off the expert's path, each labelled with how
     the expert would recover)."""
-    random_probability = parse_policy(policy)
+    scripted, random_probability = parse_policy(policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     expert = expert_policy(env)
+    chosen = decoy_policy(env) if scripted == "decoy" else expert
     obs, info = env.reset(seed=seed)
     frames, env_rewards, progress, actions, observations, successes = [], [], [], [], [], []
     terminated = truncated = False
@@ -131,7 +149,7 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
         if rng.random() < random_probability:
             action = env.action_space.sample()
         else:
-            action = label if record_expert_actions else expert(obs)
+            action = label if record_expert_actions else chosen(obs)
         if keep_observations:
             observations.append(obs)
             actions.append(label if record_expert_actions else action)
@@ -165,8 +183,7 @@ def collect_episodes(
 ) -> list[Episode]:
     """``episodes_per_policy`` episodes of each policy, with seeds ``seed, seed+1, ...``
     per policy (so policies meet the same starting states)."""
-    for policy in policies:
-        parse_policy(policy)  # fail before any rollout
+    check_policies(env_id, policies, env_kwargs)  # fail before any rollout
     env = gym.make(env_id, render_mode="rgb_array", render_size=render_size, **(env_kwargs or {}))
     try:
         return [

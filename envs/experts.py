@@ -32,3 +32,22 @@ def expert_policy(env: gym.Env) -> Policy:
         return expert_action()
 
     return policy
+
+
+def decoy_policy(env: gym.Env) -> Policy:
+    """The env's scripted decoy (``decoy_action()``, where it has one) as an ``obs ->
+    action`` callable: what a reward that follows the tool rather than the task
+    would score as high as the expert, e.g. Sweep's tool parked in the goal zone
+    with the debris left where it lies. Its episodes, ranked low by the ground
+    truth, teach a learned reward that difference."""
+    unwrapped = env.unwrapped
+    decoy_action = getattr(unwrapped, "decoy_action", None)
+    if decoy_action is None:
+        raise TypeError(f"{type(unwrapped).__name__} has no scripted decoy (decoy_action); "
+                        "the 'decoy' policy is for vmalign/Sweep-v0 and vmalign/Sweep-v1")
+
+    def policy(observation: Any) -> np.ndarray:
+        del observation  # reads privileged state, like the expert
+        return decoy_action()
+
+    return policy

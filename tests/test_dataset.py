@@ -121,6 +121,11 @@ def test_collect_cli(tmp_path, capsys):
     assert main(["collect", "--env", "vmalign/NumberLine-v0", "--episodes", "0", "--out",
                  str(out)]) == 2
     assert "--episodes must be >= 1" in capsys.readouterr().err
+    decoy_out = tmp_path / "decoy"
+    assert main(["collect", "--env", "vmalign/NumberLine-v0", "--episodes", "2", "--policy",
+                 "decoy", "--out", str(decoy_out)]) == 2
+    assert "has no scripted decoy" in capsys.readouterr().err
+    assert not decoy_out.exists()
 
 
 def _slide_expert_action(frame: np.ndarray) -> int:

@@ -62,8 +62,9 @@ def test_within_episode_spearman_ignores_what_is_constant_per_episode():
 
 
 def test_policies_and_rollouts():
-    assert parse_policy("expert") == 0 and parse_policy("random") == 1
-    assert parse_policy("noisy(0.25)") == 0.25
+    assert parse_policy("expert") == ("expert", 0) and parse_policy("random") == ("expert", 1)
+    assert parse_policy("noisy(0.25)") == ("expert", 0.25)
+    assert parse_policy("decoy") == ("decoy", 0)
     with pytest.raises(ValueError, match="noisy"):
         parse_policy("greedy")
     episodes = collect_episodes("vmalign/Reach-v0", ["expert", "random"], 1, seed=3,
@@ -139,3 +140,22 @@ def test_reward_eval_env_args_reach_the_environment(tmp_path):
     short = json.loads((tmp_path / "short" / "report.json").read_text())
     assert short["env_kwargs"] == {"terminate_on_success": True, "render_camera": "workspace"}
     assert full["steps"] == 100 and short["steps"] < 100  # the expert succeeds, the episode ends
+
+
+def test_decoy_rollouts_move_the_tool_not_the_debris():
+    decoy, expert = collect_episodes("vmalign/Sweep-v0", ["decoy", "expert"], 1, seed=2,
+                                     render_size=32, env_kwargs={"randomize_colors": False})
+    assert decoy.policy == "decoy" and decoy.frames.shape == (200, 32, 32, 3)
+    assert decoy.progress.max() < 1e-6  # no piece moved toward the zone
+    assert expert.progress[-1] > 0.5
+    assert decoy.env_rewards.sum() < expert.env_rewards.sum()
+    assert not np.array_equal(decoy.frames[-1], decoy.frames[0])  # the arm moved
+
+
+def test_decoy_on_an_env_without_one_fails_before_any_rollout(monkeypatch):
+    def no_rollouts(*args, **kwargs):
+        raise AssertionError("a rollout started")
+
+    monkeypatch.setattr("agents.rollouts.collect_episode", no_rollouts)
+    with pytest.raises(TypeError, match="no scripted decoy"):
+        collect_episodes("vmalign/Reach-v0", ["expert", "decoy"], 1, render_size=32)

@@ -49,6 +49,7 @@ def test_reward_train_rejects_unknown_teacher(tmp_path, capsys):
     (["--env-arg", "obs_sise=64"], "obs_sise"),
     (["--reward-arg", "ensemble_size=abc"], "ensemble_size"),
     (["--policies", "expert", "clever"], "unknown policy 'clever'"),
+    (["--policies", "expert", "decoy"], "ReachEnv has no scripted decoy"),
     (["--teacher", "human", "--teacher-arg", "wait=5"], "wait: Extra inputs"),
     (["--teacher", "human", "--teacher-arg", "host=0.0.0.0"], "--allow-remote"),
 ])

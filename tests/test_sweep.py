@@ -117,7 +117,7 @@ def test_starting_state():
     for seed in range(10):
         _, info = env.reset(seed=seed)
         assert info["instruction"] == "sweep the yellow debris into the green zone"
-        assert info["progress"] == 0.0 and not info["is_success"]
+        assert info["progress"] < 1e-6 and not info["is_success"]
         assert info["debris_in_zone"] == 0 and info["fraction_in_zone"] == 0.0
         debris = env.debris_positions()
         assert debris.shape == (NUM_DEBRIS, 3)
@@ -168,3 +168,16 @@ def test_reward_prefers_debris_nearer_the_zone():
         place(env, start + [0.0, shift])
         rewards.append(env.step(np.zeros(4, np.float32))[1])
     assert rewards[0] < rewards[1] < rewards[2]
+
+
+@pytest.mark.parametrize("embodiment", ["gripper", "long_stick"])
+def test_decoy_parks_the_tool_in_the_zone_and_leaves_the_debris(embodiment):
+    env = make(embodiment, obs_mode="state")
+    env.reset(seed=4)
+    start = env.debris_positions()
+    for _ in range(150):
+        info = env.step(env.decoy_action())[4]
+    tcp = env.data.site_xpos[env._tcp_site]
+    assert ZONE_LOW[1] <= tcp[1] <= ZONE_HIGH[1] and tcp[2] < 0.04  # lowered in the zone
+    assert np.abs(env.debris_positions() - start).max() < 1e-3
+    assert info["progress"] < 1e-6 and not info["is_success"]

@@ -19,7 +19,7 @@ from agents.cli.arguments import parse_key_values
 from agents.evaluation.reward import (DEFAULT_POLICIES, check_episode_count, evaluate,
                                       format_statistic, plot_report)
 from agents.output import make_output_dir
-from agents.rollouts import POLICY_HELP, collect_episodes, parse_policy
+from agents.rollouts import POLICY_HELP, check_policies, collect_episodes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.reward is None) == (args.load is None):
         raise SystemExit("vmalign reward-eval: give exactly one of --reward NAME or --load DIR")
     check_episode_count("--episodes", args.episodes, args.policies)
-    for policy in args.policies:
-        parse_policy(policy)  # before any module is built
+    env_kwargs = parse_key_values(args.env_arg, what="--env-arg")
+    check_policies(args.env, args.policies, env_kwargs)  # before any module is built
     if args.load:
         module = rewards.load(args.load, **parse_key_values(args.reward_arg))
     else:
         module = rewards.make(args.reward, **parse_key_values(args.reward_arg))
-    env_kwargs = parse_key_values(args.env_arg, what="--env-arg")
     episodes = collect_episodes(args.env, args.policies, args.episodes, seed=args.seed,
                                 render_size=args.render_size, env_kwargs=env_kwargs)
     report, scored = evaluate(module, episodes, args.segment, args.pairs, seed=args.seed)

@@ -29,7 +29,7 @@ from agents.output import make_output_dir, write_json
 from agents.reward_training import (HELD_OUT_SEED_OFFSET, compare_bradley_terry,
                                     same_encoder_arguments,
                                     train_preference, train_rapl_from_returns)
-from agents.rollouts import POLICY_HELP, collect_episodes, parse_policy
+from agents.rollouts import POLICY_HELP, check_policies, collect_episodes
 from agents.runs import check_env
 
 
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reward == "rapl" and args.teacher != "oracle":
         raise ValueError("--reward rapl ranks triplets by ground-truth return: only "
                          "--teacher oracle is supported for it")
-    for policy in args.policies:
-        parse_policy(policy)
+    env_kwargs = parse_key_values(args.env_arg, what="--env-arg")
+    check_policies(args.env, args.policies, env_kwargs)
     check_episode_count("--eval-episodes", args.eval_episodes, args.policies)
     teacher_params = parse_key_values(args.teacher_arg)
     if args.teacher == "human":
@@ -98,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
         check_settings(teacher_params)  # a bad --teacher-arg fails before rollouts
     model_kwargs = parse_key_values(args.reward_arg)
     rewards.make(args.reward, **model_kwargs)  # a bad --reward-arg fails before any rollout
-    env_kwargs = parse_key_values(args.env_arg, what="--env-arg")
     check_env(args.env, {**env_kwargs, "render_size": args.render_size}, None, render=True,
               seed=args.seed)  # a bad --env-arg fails before the output folder exists
     out = make_output_dir(args.out, prefix="reward-train")

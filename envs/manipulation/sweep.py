@@ -382,6 +382,28 @@ class SweepEnv(ArmEnv):
         return self.move_toward(np.append(pre_push, PUSH_HEIGHT), grip=1.0)
 
 
+    def decoy_action(self) -> np.ndarray:
+        """Parks the tool in the goal zone and leaves the debris where it lies.
+
+        The behaviour a reward that follows the tool rather than the debris scores
+        as high as the expert's ending (what PPO found against the gripper-trained
+        RAPL reward on the long stick): rise clear of the debris, fly over it to the
+        zone at the pieces' mean x, lower the tool to the pushing height there and
+        hold it. A function of the state only, like :meth:`expert_action`; episodes
+        of it, ranked by the ground truth, show a reward model that a tool in the
+        zone is not the task done.
+        """
+        debris = self.data.xpos[self._debris_bodies]
+        tcp = self.data.site_xpos[self._tcp_site]
+        park = np.array([float(np.clip(debris[:, 0].mean(), -0.2, 0.2)),
+                         float((ZONE_LOW[1] + ZONE_HIGH[1]) / 2)])
+        if tcp[1] >= ZONE_LOW[1]:  # over the zone: no debris below, lower the tool
+            return self.move_toward(np.append(park, PUSH_HEIGHT), grip=1.0)
+        if tcp[2] < CLEAR_HEIGHT:
+            return self.move_toward(np.array([tcp[0], tcp[1], HOVER_HEIGHT]), grip=1.0)
+        return self.move_toward(np.append(park, HOVER_HEIGHT), grip=1.0)
+
+
 class SweepV1Env(SweepEnv):
     """``vmalign/Sweep-v1``: :class:`SweepEnv` with the staged, bounded v1 reward; the
     contract is :class:`SweepEnv`'s (its Rewards section and version history give
