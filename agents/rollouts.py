@@ -21,8 +21,8 @@ from envs.experts import decoy_policy, expert_policy
 
 _NOISY = re.compile(r"^noisy(?:\(([0-9.]+)\))?$")
 POLICY_HELP = ("expert, random, noisy(P): the expert with each action random with probability "
-               "P, or decoy: the env's scripted decoy (Sweep: the tool parked in the zone, "
-               "the debris untouched)")
+               "P, or decoy: the env's scripted decoy (Sweep: the lowered tool parked away "
+               "from the debris)")
 
 
 @dataclasses.dataclass

@@ -37,8 +37,8 @@ def expert_policy(env: gym.Env) -> Policy:
 def decoy_policy(env: gym.Env) -> Policy:
     """The env's scripted decoy (``decoy_action()``, where it has one) as an ``obs ->
     action`` callable: what a reward that follows the tool rather than the task
-    would score as high as the expert, e.g. Sweep's tool parked in the goal zone
-    with the debris left where it lies. Its episodes, ranked low by the ground
+    can score as high as the expert, e.g. Sweep's lowered tool parked in the goal
+    zone or at a table edge, the debris left where it lies. Its episodes, ranked low by the ground
     truth, teach a learned reward that difference."""
     unwrapped = env.unwrapped
     decoy_action = getattr(unwrapped, "decoy_action", None)

@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers the ids, picks the GL backend before mujoco)
 from envs.manipulation.sweep import (
+    DECOY_SPOTS,
     EMBODIMENTS,
     NUM_DEBRIS,
     STICK_LENGTHS,
@@ -170,14 +171,21 @@ def test_reward_prefers_debris_nearer_the_zone():
     assert rewards[0] < rewards[1] < rewards[2]
 
 
-@pytest.mark.parametrize("embodiment", ["gripper", "long_stick"])
-def test_decoy_parks_the_tool_in_the_zone_and_leaves_the_debris(embodiment):
-    env = make(embodiment, obs_mode="state")
-    env.reset(seed=4)
-    start = env.debris_positions()
-    for _ in range(150):
-        info = env.step(env.decoy_action())[4]
-    tcp = env.data.site_xpos[env._tcp_site]
-    assert ZONE_LOW[1] <= tcp[1] <= ZONE_HIGH[1] and tcp[2] < 0.04  # lowered in the zone
-    assert np.abs(env.debris_positions() - start).max() < 1e-3
-    assert info["progress"] < 1e-6 and not info["is_success"]
+def test_decoy_parks_the_lowered_tool_at_its_spot_and_leaves_the_debris():
+    env = make("gripper", obs_mode="state")
+    spots = set()
+    for seed in range(6):
+        env.reset(seed=seed)
+        start = env.debris_positions()
+        for _ in range(150):
+            info = env.step(env.decoy_action())[4]
+        tcp = env.data.site_xpos[env._tcp_site]
+        spot = np.array(env._decoy_spot)
+        if np.isnan(spot[0]):  # the zone, at the pieces' mean x
+            assert ZONE_LOW[1] <= tcp[1] <= ZONE_HIGH[1]
+            spot[0] = start[:, 0].mean()
+        assert np.linalg.norm(tcp[:2] - spot) < 0.02 and tcp[2] < 0.04  # lowered there
+        assert np.abs(env.debris_positions() - start).max() < 1e-3
+        assert info["progress"] < 1e-6 and not info["is_success"]
+        spots.add(str(env._decoy_spot))
+    assert spots == {str(spot) for spot in DECOY_SPOTS}  # the layouts spread over all three

@@ -58,6 +58,10 @@ DONE_Y = ZONE_LOW[1] + 0.025
 """The expert pushes each piece until its centre is this far into the zone."""
 PRE_PUSH_GAP = 0.012
 """Clearance between tool and debris where the expert lowers the tool."""
+DECOY_SPOTS = ((np.nan, float(ZONE_LOW[1] + ZONE_HIGH[1]) / 2), (-0.27, -0.03), (0.27, -0.03))
+"""Where the decoy parks the lowered tool (x, y): in the goal zone (x: the pieces'
+mean), at the table's left edge, at its right edge; clear of every piece's start
+for the gripper (a long stick's ends may reach the outermost pieces)."""
 
 
 def push_distance(tcp: np.ndarray, pieces: np.ndarray, tool_half_width: float,
@@ -182,6 +186,12 @@ class SweepEnv(ArmEnv):
     sampled per episode (``randomize_colors``; otherwise yellow debris and a green
     zone).
 
+    ## Scripted policies
+    ``expert_action()`` sweeps the pieces one by one (several at once with a long
+    stick); ``decoy_action()`` parks the lowered tool in the zone or at a table edge
+    and moves no piece (rollout policy ``decoy``: negative examples for learned
+    rewards).
+
     ## Episode end
     Truncation after 200 steps; termination on success only with
     ``terminate_on_success=True``.
@@ -284,6 +294,10 @@ class SweepEnv(ArmEnv):
         points = self.sample_separated_points(NUM_DEBRIS, DEBRIS_LOW, DEBRIS_HIGH, MIN_SEPARATION)
         for i, point in enumerate(points):
             self.set_free_body_pose(f"debris{i}", np.append(point, DEBRIS_HALF))
+        # The decoy's parking spot, from the layout rather than from np_random, so
+        # that every other policy's episodes stay as they were.
+        spot = int(abs(sum(point[0] for point in points)) * 1e4) % len(DECOY_SPOTS)
+        self._decoy_spot = DECOY_SPOTS[spot]
         return f"sweep the {debris_color} debris into the {zone_color} zone"
 
     def debris_positions(self) -> np.ndarray:
@@ -383,25 +397,29 @@ class SweepEnv(ArmEnv):
 
 
     def decoy_action(self) -> np.ndarray:
-        """Parks the tool in the goal zone and leaves the debris where it lies.
+        """Parks the lowered tool away from the debris and leaves the pieces where
+        they lie.
 
-        The behaviour a reward that follows the tool rather than the debris scores
-        as high as the expert's ending (what PPO found against the gripper-trained
-        RAPL reward on the long stick): rise clear of the debris, fly over it to the
-        zone at the pieces' mean x, lower the tool to the pushing height there and
-        hold it. A function of the state only, like :meth:`expert_action`; episodes
-        of it, ranked by the ground truth, show a reward model that a tool in the
-        zone is not the task done.
+        What a reward that follows the tool rather than the debris can score as high
+        as the expert (PPO found it against the gripper-trained RAPL reward on the
+        long stick: the stick lowered and held at one side of the table). The
+        parking spot is one of ``DECOY_SPOTS`` (the goal zone at the pieces' mean x,
+        or the table's left or right edge), chosen by the episode's layout: rise
+        clear of the debris, fly over it to the spot, lower the tool to the pushing
+        height there and hold it. A function of the state only, like
+        :meth:`expert_action`; its episodes, ranked low by the ground truth, show a
+        learned reward that a lowered tool is not the task done.
         """
         debris = self.data.xpos[self._debris_bodies]
         tcp = self.data.site_xpos[self._tcp_site]
-        park = np.array([float(np.clip(debris[:, 0].mean(), -0.2, 0.2)),
-                         float((ZONE_LOW[1] + ZONE_HIGH[1]) / 2)])
-        if tcp[1] >= ZONE_LOW[1]:  # over the zone: no debris below, lower the tool
-            return self.move_toward(np.append(park, PUSH_HEIGHT), grip=1.0)
+        spot = np.array(self._decoy_spot)
+        if np.isnan(spot[0]):  # the zone, at the pieces' mean x
+            spot[0] = np.clip(debris[:, 0].mean(), -0.2, 0.2)
+        if np.linalg.norm(tcp[:2] - spot) < 0.02:
+            return self.move_toward(np.append(spot, PUSH_HEIGHT), grip=1.0)
         if tcp[2] < CLEAR_HEIGHT:
             return self.move_toward(np.array([tcp[0], tcp[1], HOVER_HEIGHT]), grip=1.0)
-        return self.move_toward(np.append(park, HOVER_HEIGHT), grip=1.0)
+        return self.move_toward(np.append(spot, HOVER_HEIGHT), grip=1.0)
 
 
 class SweepV1Env(SweepEnv):
