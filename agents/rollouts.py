@@ -149,7 +149,7 @@ def collect_episode(env: gym.Env, policy: str, seed: int, keep_observations: boo
         if rng.random() < random_probability:
             action = env.action_space.sample()
         else:
-            action = label if record_expert_actions else chosen(obs)
+            action = label if label is not None and chosen is expert else chosen(obs)
         if keep_observations:
             observations.append(obs)
             actions.append(label if record_expert_actions else action)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,7 @@ from PIL import Image
 from agents import metrics
 from agents.cli import main
 from agents.evaluation.reward import within_episode_spearman
-from agents.rollouts import collect_episodes, parse_policy
+from agents.rollouts import collect_episode, collect_episodes, parse_policy
 
 
 def test_spearman_and_pearson_against_known_values():
@@ -159,3 +160,14 @@ def test_decoy_on_an_env_without_one_fails_before_any_rollout(monkeypatch):
     monkeypatch.setattr("agents.rollouts.collect_episode", no_rollouts)
     with pytest.raises(TypeError, match="no scripted decoy"):
         collect_episodes("vmalign/Reach-v0", ["expert", "decoy"], 1, render_size=32)
+
+
+def test_decoy_with_expert_labels_plays_the_decoy_and_records_the_expert():
+    env = gym.make("vmalign/Sweep-v0", obs_mode="state")
+    played = collect_episode(env, "decoy", 5, keep_observations=True, render=False)
+    labelled = collect_episode(env, "decoy", 5, keep_observations=True, render=False,
+                               record_expert_actions=True)
+    np.testing.assert_allclose(labelled.observations, played.observations)  # same path
+    assert labelled.progress.max() < 1e-6
+    assert not np.allclose(labelled.actions, played.actions)  # the expert's choices
+    env.close()
