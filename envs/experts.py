@@ -38,8 +38,8 @@ def decoy_policy(env: gym.Env) -> Policy:
     """The env's scripted decoy (``decoy_action()``, where it has one) as an ``obs ->
     action`` callable: what a reward that follows the tool rather than the task
     can score as high as the expert, e.g. Sweep's lowered tool parked in the goal
-    zone or at a table edge, the debris left where it lies. Its episodes, ranked low by the ground
-    truth, teach a learned reward that difference."""
+    zone or at a table edge, the debris left where it lies. Its episodes, ranked
+    low by the ground truth, teach a learned reward that difference."""
     unwrapped = env.unwrapped
     decoy_action = getattr(unwrapped, "decoy_action", None)
     if decoy_action is None:

@@ -395,7 +395,6 @@ class SweepEnv(ArmEnv):
             return self.move_toward(np.append(pre_push, HOVER_HEIGHT), grip=1.0)
         return self.move_toward(np.append(pre_push, PUSH_HEIGHT), grip=1.0)
 
-
     def decoy_action(self) -> np.ndarray:
         """Parks the lowered tool away from the debris and leaves the pieces where
         they lie.
