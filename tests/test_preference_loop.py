@@ -129,3 +129,34 @@ def test_ppo_rewrites_the_rollout_a_round_was_asked_after(tmp_path, monkeypatch)
     # No episode ended in these 16 steps (no truncation bootstrap): the buffer holds
     # exactly the refit module's scores of the rollout's frames.
     assert checks and checks[0] < 1e-5
+
+
+def segments_from(episodes, length: int) -> set[bytes]:
+    """Every window of ``length`` frames of the episodes, as bytes."""
+    return {e.frames[start:start + length].tobytes()
+            for e in episodes for start in range(len(e) - length + 1)}
+
+
+@pytest.mark.parametrize("demo_episodes", [0, 2])
+def test_demonstrations_join_the_query_pool(tmp_path, demo_episodes):
+    """``preference.demo_episodes``: the scripted episodes' segments are among those the
+    teacher labels (and, without them, none is)."""
+    from agents.sb3.preference_loop import demonstrations
+
+    overrides = [*TINY_PREFERENCE, "hyperparams.n_timesteps=32", "env_kwargs.obs_mode=state",
+                 "hyperparams.policy=MlpPolicy", f"preference.demo_episodes={demo_episodes}",
+                 "preference.demo_policy=expert"]
+    config = load_config("reach_preference", overrides)
+    summary = train(config, tmp_path / "run", progress_bar=False, log=lambda *a: None)
+    assert summary["demo_episodes"] == demo_episodes and summary["queries_asked"] == 8
+    pairs = PreferenceStore(tmp_path / "run" / "preferences").load_all()
+    segment = config.preference.segment
+    demos = demonstrations(config.env, config.env_kwargs, "expert", 2, config.seed)
+    assert all(e.success for e in demos)  # the expert's: the task done, to compare with
+    windows = segments_from(demos, segment)
+    labelled = [frames.tobytes() for frames in (*pairs.frames_a, *pairs.frames_b)]
+    from_demos = sum(frames in windows for frames in labelled)
+    if demo_episodes:
+        assert 0 < from_demos < len(labelled)  # both the demos and the policy's steps
+    else:
+        assert from_demos == 0

@@ -141,6 +141,13 @@ def test_linear_schedule_decays_to_zero():
          "train_pairs: must be >= 1, got 0"),
         (MINIMAL, ["reward=preference", "preference.initial_labels=/no/such/store"],
          "/no/such/store is not a preference store"),
+        (MINIMAL, ["reward=preference", "preference.demo_episodes=4",
+                   "preference.demo_policy=clever"],
+         "unknown policy 'clever'; use expert, random, noisy(P)"),
+        (MINIMAL, ["reward=preference", "preference.demo_episodes=4",
+                   "reward_frames=observation"],
+         "preference.demo_episodes records the reward view (env.render()), but this run's "
+         "reward scores reward_frames: observation; use render"),
         (MINIMAL, ["reward=preference", "preference.segment=10", "preference.buffer_steps=10"],
          "buffer_steps (10) must be more than segment (10)"),
         (MINIMAL, ["hyperparams.normalize=maybe"], "hyperparams.normalize: must be true, false"),
@@ -187,6 +194,18 @@ def test_bad_env_kwarg_stops_before_training(tmp_path, capsys):
     assert code == 2
     assert "colour" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_demo_policy_the_env_has_not_stops_before_the_run_folder(tmp_path, capsys):
+    # Reach has an expert but no scripted decoy; found by building the env, as a bad
+    # env kwarg is, before anything is written.
+    path = write(tmp_path, MINIMAL)
+    code = main(["train", "--config", str(path), "reward=preference",
+                 "preference.demo_episodes=2", "preference.demo_policy=decoy", "--out",
+                 str(tmp_path / "run"), "--no-progress"])
+    assert code == 2
+    assert "preference.demo_policy: ReachEnv has no scripted decoy" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_reward_checkpoint_must_hold_the_named_module(tmp_path):

@@ -155,6 +155,17 @@ class PreferenceSettings(Section):
     """Recent steps kept per env to cut segments from."""
     initial_labels: str | None = None
     """A preference store folder whose labels seed the reward (outside the budget)."""
+    demo_episodes: at_least(0) = 0
+    """Scripted episodes added to every round's query pool, as DemPref and RAPL seed
+    preference learning with demonstrations: the env's expert played by
+    ``demo_policy``, rendered in the reward view, on seeds from the run's seed +
+    3,000,000 (apart from training's and evaluation's). The teacher labels their
+    segments like the policy's, within the budget. A near-random policy's first
+    rounds rarely show the task done, and a reward learned from them alone learns
+    little that transfers (docs/results.md, session 41). 0 (default): none."""
+    demo_policy: str = "noisy(0.5)"
+    """Who plays the demonstrations: ``expert``, ``noisy(P)`` (the expert, each action
+    random with probability P), ``random`` or ``decoy`` (:mod:`agents.rollouts`)."""
 
     @field_validator("teacher")
     @classmethod
@@ -175,6 +186,10 @@ class PreferenceSettings(Section):
             from agents.labelling.human import check_settings
 
             check_settings(self.teacher_kwargs)  # bad keys fail before the run folder exists
+        if self.demo_episodes:
+            from agents.rollouts import parse_policy
+
+            parse_policy(self.demo_policy)  # ValueError naming the policies allowed
         if self.buffer_steps <= self.segment:
             raise ValueError(f"buffer_steps ({self.buffer_steps}) must be more than segment "
                              f"({self.segment})")
@@ -411,11 +426,26 @@ class SB3Config(EnvFields, RewardFields, RunConfig):
                 raise ValueError(f"hyperparams.frozen_encoder encodes image observations; "
                                  f"env_kwargs.obs_mode is {self.env_kwargs['obs_mode']!r} "
                                  f"(use rgb)")
+        loop = self.preference_loop
+        if loop is not None and loop.demo_episodes and self.reward_frames != "render":
+            raise ValueError(f"preference.demo_episodes records the reward view "
+                             f"(env.render()), but this run's reward scores "
+                             f"reward_frames: {self.reward_frames}; use render")
         if self.hyperparams.normalize_arguments() and self.rewards_whole_episodes():
             raise ValueError(f"hyperparams.normalize does not apply to the {self.reward} "
                              f"reward: it rewrites whole episodes in the rollout buffer "
                              f"after the normaliser has seen each step; set normalize: false")
         return self
+
+    def check_start(self, checked: Any) -> None:
+        loop = self.preference_loop
+        if loop is not None and loop.demo_episodes:
+            from agents.rollouts import check_policies
+
+            try:
+                check_policies(self.env, [loop.demo_policy], self.env_kwargs)
+            except TypeError as error:
+                raise ValueError(f"preference.demo_policy: {error}") from None
 
     def rewards_whole_episodes(self) -> bool:
         """Whether the reward module scores whole episodes (RAPL)."""
@@ -450,6 +480,7 @@ class SACConfig(SB3Config):
     hyperparams: SACHyperparams
 
     def check_start(self, checked: Any) -> None:
+        super().check_start(checked)
         shape = checked.observation_shape
         if self.hyperparams.pretrain_steps and shape is not None and len(shape) != 1:
             raise ValueError(f"hyperparams.pretrain_steps needs flat state observations for "

@@ -16,6 +16,11 @@ label so far, or with ``train_pairs`` on that many: the labels new since the las
 round plus a uniform sample of the older ones. PPO's next rollout is scored by the
 new reward.
 
+With ``demo_episodes``, that many scripted episodes (:func:`demonstrations`, the env's
+expert played by ``demo_policy``) join every round's pool of episodes to cut segments
+from, so the teacher compares the policy's behaviour with the task done (DemPref's
+and RAPL's demonstrations); their labels count against the budget like any other.
+
 With ``initial_labels`` (a preference store folder) the run's store first receives a
 copy of those labels, and the reward trains on them before the first rollout; they
 do not count against the query budget.
@@ -36,16 +41,17 @@ in the replay buffer is recomputed after it (PEBBLE, :mod:`agents.sb3.replay`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.labelling import label_round, make_teacher, refit
 from agents.labelling.pending import PendingQueue, pending_folder
-from agents.rollouts import Episode
+from agents.rollouts import Episode, collect_episode
 from agents.sb3.config import PreferenceSettings
 from agents.sb3.reward_wrappers import VecRewardWrapper, score_in_batches
 from rewards.preference_store import PreferenceStore
@@ -54,6 +60,24 @@ PREFERENCES = "preferences"
 """The run folder's preference store."""
 IMPORTED = "imported_from"
 """Meta key of the batches :func:`import_labels` wrote: the folder they came from."""
+DEMO_SEED_OFFSET = 3_000_000
+"""Demonstration episode i is reset with the run's seed + this + i: apart from
+training's seeds (from the run's seed up) and evaluation's (+ 1,000,000)."""
+
+
+def demonstrations(env_id: str, env_kwargs: dict[str, Any], policy: str, count: int,
+                   seed: int) -> list[Episode]:
+    """``count`` episodes of ``policy`` in an env made as the training envs are, with
+    the reward view rendered after each step (the frames the loop keeps). Seeded, so a
+    resumed run's pool holds the very same episodes."""
+    if count == 0:
+        return []
+    env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    try:
+        return [collect_episode(env, policy, seed + DEMO_SEED_OFFSET + index)
+                for index in range(count)]
+    finally:
+        env.close()
 
 
 class _EnvHistory:
@@ -155,6 +179,7 @@ class PreferenceLoop(BaseCallback):
     :param rewrite_rollouts: PPO: rounds run when the rollout buffer asks
         (:meth:`rescore_rollout`), whose rewards are rewritten with the new reward
         before advantages; ``scale`` maps raw scores to PPO's (normalised) rewards.
+    :param demos: scripted episodes added to every round's pool (``demo_episodes``).
     """
 
     def __init__(self, layer: VecRewardWrapper, reward: Any, store: PreferenceStore,
@@ -162,8 +187,10 @@ class PreferenceLoop(BaseCallback):
                  state: dict[str, Any] | None = None, first_round_at: int = 0,
                  after_refit: Callable[[], None] | None = None,
                  rewrite_rollouts: bool = False,
-                 scale: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 scale: Callable[[np.ndarray], np.ndarray] | None = None,
+                 demos: Sequence[Episode] = ()) -> None:
         super().__init__()
+        self.demos = list(demos)
         self.layer = layer
         self.reward = reward
         self.store = store
@@ -270,6 +297,7 @@ class PreferenceLoop(BaseCallback):
         # A same-episode pair needs two different starts: one step more than a segment.
         shortest = settings.segment + 1 if settings.pairing == "same_episode" else settings.segment
         episodes = [e for history in self.histories for e in history.episodes(shortest)]
+        episodes += [e for e in self.demos if len(e) >= shortest]
         if not episodes and self._open_human_round() is None:
             return False
         if self.teacher is None:

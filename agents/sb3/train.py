@@ -40,7 +40,8 @@ from agents.sb3 import checkpoint as ckpt
 from agents.sb3.callbacks import (EpisodeMetrics, PeriodicCheckpoint, ProgressBar,
                                   UnsupervisedPretraining)
 from agents.sb3.config import SB3Config, SACConfig
-from agents.sb3.preference_loop import PREFERENCES, PreferenceLoop, import_labels
+from agents.sb3.preference_loop import (PREFERENCES, PreferenceLoop, demonstrations,
+                                        import_labels)
 from agents.sb3.relabel import RelabelRolloutBuffer
 from agents.sb3.replay import FrameReplayBuffer
 from agents.sb3.vector import make_training_env
@@ -182,13 +183,21 @@ def _preference_loop(config: SB3Config, model: BaseAlgorithm, venv: VecEnv, laye
     """The online loop: SAC relabels its replay buffer after every refit and asks its
     first queries after pre-training; PPO rewrites the rollout a round was asked after."""
     off_policy = isinstance(config, SACConfig)
+    settings = config.preference_loop
+    demos = demonstrations(config.env, config.env_kwargs, settings.demo_policy,
+                           settings.demo_episodes, config.seed)
+    if demos:
+        successes = sum(bool(e.success) for e in demos)
+        log(f"vmalign train: {len(demos)} {settings.demo_policy} demonstration episodes in "
+            f"the query pool ({successes} succeed)")
     return PreferenceLoop(
         layer, reward, store, config.preference_loop, seed=config.seed,
         state=trainer_state.get("preference"),
         first_round_at=config.hyperparams.pretrain_steps if off_policy else 0,
         after_refit=(lambda: _relabel(model, reward, log)) if off_policy else None,
         rewrite_rollouts=not off_policy,
-        scale=venv.normalize_reward if isinstance(venv, VecNormalize) else None)
+        scale=venv.normalize_reward if isinstance(venv, VecNormalize) else None,
+        demos=demos)
 
 
 def _summary(config: SB3Config, model: BaseAlgorithm, start: int, seconds: float,
@@ -205,6 +214,7 @@ def _summary(config: SB3Config, model: BaseAlgorithm, start: int, seconds: float
     }
     if loop is not None:
         summary.update(queries_asked=loop.asked, labels=len(loop.store),
+                       demo_episodes=len(loop.demos),
                        labels_by_source=labels_by_source(loop.store),
                        reward_training_accuracy=loop.last_accuracy)
     return summary
