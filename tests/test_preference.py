@@ -233,16 +233,19 @@ def test_bootstrap_and_random_shift_train_from_a_store(tmp_path):
 
 
 def test_random_shift_translates_whole_images_with_repeated_edges():
-    images = torch.arange(2 * 16, dtype=torch.float32).view(2, 1, 4, 4)
+    # 60 images, 25 possible offsets: images share offsets, and every image must move
+    # by its own (images are moved in groups of equal offset).
+    images = torch.arange(60 * 2 * 16, dtype=torch.float32).view(60, 2, 4, 4)
     rng = np.random.default_rng(0)
-    shifted = shift_images(images, 1, rng)
-    offsets = np.random.default_rng(0).integers(0, 3, size=(2, 2))
-    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
+    shifted = shift_images(images, 2, rng)
+    offsets = np.random.default_rng(0).integers(0, 5, size=(60, 2))
+    assert len({tuple(o) for o in offsets}) > 15
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="replicate")
     for index, (row, col) in enumerate(offsets):
         torch.testing.assert_close(shifted[index], padded[index, :, row:row + 4, col:col + 4])
-    as_uint8 = shift_images(images.to(torch.uint8), 1, np.random.default_rng(0))
+    as_uint8 = shift_images((images % 256).to(torch.uint8), 2, np.random.default_rng(0))
     assert as_uint8.dtype == torch.uint8
-    torch.testing.assert_close(as_uint8.float(), shifted)
+    torch.testing.assert_close(as_uint8.float(), shifted % 256)
 
 
 # -- the module ------------------------------------------------------------------------
