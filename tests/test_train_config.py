@@ -9,6 +9,7 @@ import pytest
 
 from agents.cli import build_parser, main
 from agents.config import CONFIG_DIR, ConfigError, apply_overrides, load_config
+from agents.runs import preflight_run
 from agents.sb3.config import parse_schedule
 
 import envs
@@ -69,6 +70,16 @@ def test_the_cross_embodiment_config_scores_the_view_reward_train_records():
     assert kwargs["render_camera"] == gripper.unwrapped.render_camera
     # Every 200-step episode ends inside a rollout, so each is scored whole.
     assert config.hyperparams.n_steps % gripper.spec.max_episode_steps == 0
+
+
+def test_the_reach_demonstration_recipe_keeps_its_three_levers():
+    # docs/results.md, session 41: two views, random starts, demonstrations in the pool.
+    config = load_config("reach_state_preference_demos")
+    kwargs, loop = config.env_kwargs, config.preference_loop
+    assert kwargs["render_camera"] == ["workspace", "side"] and kwargs["randomize_start"]
+    assert loop.demo_episodes == 40 and loop.total_queries <= 2000  # the budget
+    # The env renders both views side by side and the reward module scores them so.
+    assert preflight_run(config, None).frame_shape == (64, 128, 3)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
