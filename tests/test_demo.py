@@ -57,3 +57,18 @@ def test_demo_config_error_stops_before_training(tmp_path, capsys):
     assert code == 2
     assert "hyperparams.n_envs: must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_summary_says_when_demonstrations_joined_the_query_pool():
+    from agents.cli.demo import summary_paragraph
+    from agents.config import load_config
+
+    training = {"steps": 300_000, "seconds": 600.0, "fps": 500.0, "device": "cpu",
+                "queries_asked": 2000, "labels": 2000}
+    evaluation = {"success_rate": 0.9, "episodes": 50, "mean_return": -2.5}
+    with_demos = summary_paragraph(load_config("reach_state_preference_demos"), training,
+                                   evaluation)
+    assert ("2000 preference queries to the simulated oracle teacher (2000 labels kept, "
+            "budget 2000). Each round's pool of segments also held 40 scripted noisy(0.5) "
+            "demonstration episodes.") in with_demos
+    assert "demonstration" not in summary_paragraph(load_config("demo"), training, evaluation)

@@ -61,6 +61,9 @@ def summary_paragraph(config: Any, training: dict[str, Any], evaluation: dict[st
                  f"preference queries to the simulated {loop.teacher} teacher "
                  f"({training.get('labels', 0)} labels kept, budget "
                  f"{loop.total_queries}).")
+        if loop.demo_episodes:
+            text += (f" Each round's pool of segments also held {loop.demo_episodes} "
+                     f"scripted {loop.demo_policy} demonstration episodes.")
     correlation = evaluation.get("reward_progress_spearman")
     if correlation is not None:
         text += (f" On those episodes the learned reward's Spearman correlation with task "
